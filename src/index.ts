@@ -1,0 +1,14 @@
+/**
+ * winddown: graceful shutdown for Effect services.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Budget from "./Budget.ts"
+/** @since 0.1.0 */
+export * as Phase from "./Phase.ts"
+/** @since 0.1.0 */
+export * as Shutdown from "./Shutdown.ts"
+/** @since 0.1.0 */
+export * as ShutdownReport from "./ShutdownReport.ts"
