@@ -47,19 +47,28 @@ export interface Input {
  * The defaults, in one place: the README's options table is checked against
  * this object by a test.
  *
- * `timeout` is Kubernetes' default 30 s grace period minus a 5 s margin.
+ * `timeout` is Kubernetes' default 30 s grace period minus a 5 s margin. A
+ * phase left unset gets the smaller of `max` and `share` of the timeout, so a
+ * short timeout still splits; `drain` gets what the others leave (at least
+ * 55 %), `preStop` defaults to no delay.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const defaults = {
   timeout: "25 seconds",
-  readiness: "1 second",
   preStop: "0 seconds",
-  stopAccepting: "2 seconds",
-  cleanup: "5 seconds",
-  flush: "2 seconds"
-} as const satisfies Input
+  phases: {
+    readiness: { max: "1 second", share: 0.05 },
+    stopAccepting: { max: "2 seconds", share: 0.1 },
+    cleanup: { max: "5 seconds", share: 0.2 },
+    flush: { max: "2 seconds", share: 0.1 }
+  }
+} as const
+
+type SharedPhase = keyof typeof defaults.phases
+
+const isShared = (phase: Phase.Phase): phase is SharedPhase => phase in defaults.phases
 
 /**
  * Why a budget cannot work.
@@ -94,13 +103,22 @@ const readMillis = (name: string, input: Duration.Input): Result.Result<number, 
  */
 export const validate = (input: Input = {}): Result.Result<Budget, BudgetError> => {
   const ms: Record<string, number> = {}
-  const names = ["timeout", ...Phase.all] as const
-  for (const name of names) {
-    const value = input[name] ?? (name === "drain" ? undefined : defaults[name])
-    if (value === undefined) continue
-    const read = readMillis(name, value)
+  const timeout = readMillis("timeout", input.timeout ?? defaults.timeout)
+  if (Result.isFailure(timeout)) return Result.fail(timeout.failure)
+  ms.timeout = timeout.success
+  for (const phase of Phase.all) {
+    const value = input[phase]
+    if (value === undefined) {
+      if (phase === "preStop") ms.preStop = toMillis(defaults.preStop)!
+      else if (isShared(phase)) {
+        const { max, share } = defaults.phases[phase]
+        ms[phase] = Math.min(toMillis(max)!, Math.round(share * timeout.success))
+      }
+      continue
+    }
+    const read = readMillis(phase, value)
     if (Result.isFailure(read)) return Result.fail(read.failure)
-    ms[name] = read.success
+    ms[phase] = read.success
   }
   const timeoutMs = ms.timeout!
   if (!(timeoutMs > 0) || timeoutMs === Infinity) {
@@ -120,6 +138,9 @@ export const validate = (input: Input = {}): Result.Result<Budget, BudgetError> 
   const drain = ms.drain ?? timeoutMs - fixed
   const total = fixed + drain
   if (drain <= 0 || total > timeoutMs) {
+    if (drain <= 0 && total <= timeoutMs) {
+      return fail("Overcommitted", `the other phases take the whole ${show(timeoutMs)} timeout and leave nothing for drain`)
+    }
     const parts = Phase.all.map((p) => `${p} ${show(p === "drain" ? drain : ms[p]!)}`).join(" + ")
     return fail("Overcommitted", `phases need ${parts} = ${show(total)}, more than the ${show(timeoutMs)} timeout`)
   }

@@ -330,15 +330,19 @@ export const layer = (options: Options = {}): Layer.Layer<Shutdown | Scope.Scope
 /**
  * {@link make}, interrupting the fiber that builds it (the program, when the
  * layer is provided with `Effect.provide`) as the shutdown starts, unless
- * `interruptProgram: false`.
+ * `interruptProgram: false`. `onStart` runs first, synchronously.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeInterrupting = (options: Options = {}): Effect.Effect<Service, Budget.BudgetError, Scope.Scope> =>
+export const makeInterrupting = (
+  options: Options = {},
+  onStart: () => void = () => {}
+): Effect.Effect<Service, Budget.BudgetError, Scope.Scope> =>
   Effect.withFiber((fiber) => {
     let programDone = false
     const service = make(options, () => {
+      onStart()
       // Not while the program is already finishing: that would turn its
       // success into an interruption.
       if (options.interruptProgram !== false && !programDone && fiber.pollUnsafe() === undefined) {

@@ -36,7 +36,7 @@ const runPhase = (engine: Engine, phase: Phase.Phase, exit: Exit.Exit<unknown, u
     engine.phaseDeadline = deadline
     const taken = ScopeSteps.take(engine.scopes[phase], exit)
     const steps = phase === "drain" ? [programStep(engine), ...taken] : taken
-    if (steps.length > 0 || phase === "preStop") {
+    if (steps.length > 0 || (phase === "preStop" && allowanceMs > 0)) {
       yield* Effect.logInfo(
         `[winddown] ${phase}: ${steps.length} step${steps.length === 1 ? "" : "s"}, up to ${formatMillis(allowanceMs)}`
       )

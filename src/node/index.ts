@@ -1,0 +1,8 @@
+/**
+ * winddown for Node.js: signals, watchdog, exit codes, HTTP drain.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as NodeShutdown from "./NodeShutdown.ts"
