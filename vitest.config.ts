@@ -1,5 +1,21 @@
 import { defineConfig } from "vitest/config"
 
+// vitest 5's reporter calls Map.groupBy (Node 21+); on Node 20 a failing test
+// would crash the summary instead of printing it.
+if (typeof (Map as any).groupBy !== "function") {
+  ;(Map as any).groupBy = <K, V>(items: Iterable<V>, key: (item: V, index: number) => K): Map<K, Array<V>> => {
+    const groups = new Map<K, Array<V>>()
+    let i = 0
+    for (const item of items) {
+      const k = key(item, i++)
+      const group = groups.get(k)
+      if (group) group.push(item)
+      else groups.set(k, [item])
+    }
+    return groups
+  }
+}
+
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],

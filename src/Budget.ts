@@ -137,12 +137,12 @@ export const validate = (input: Input = {}): Result.Result<Budget, BudgetError> 
   const fixed = Phase.all.filter((p) => p !== "drain").reduce((sum, p) => sum + ms[p]!, 0)
   const drain = ms.drain ?? timeoutMs - fixed
   const total = fixed + drain
-  if (drain <= 0 || total > timeoutMs) {
-    if (drain <= 0 && total <= timeoutMs) {
-      return fail("Overcommitted", `the other phases take the whole ${show(timeoutMs)} timeout and leave nothing for drain`)
-    }
-    const parts = Phase.all.map((p) => `${p} ${show(p === "drain" ? drain : ms[p]!)}`).join(" + ")
-    return fail("Overcommitted", `phases need ${parts} = ${show(total)}, more than the ${show(timeoutMs)} timeout`)
+  const parts = () => Phase.all.filter((p) => p !== "drain" || ms.drain !== undefined).map((p) => `${p} ${show(ms[p]!)}`).join(" + ")
+  if (ms.drain === undefined && drain <= 0) {
+    return fail("Overcommitted", `phases need ${parts()} = ${show(fixed)}, which leaves nothing of the ${show(timeoutMs)} timeout for drain`)
+  }
+  if (total > timeoutMs) {
+    return fail("Overcommitted", `phases need ${parts()} = ${show(total)}, more than the ${show(timeoutMs)} timeout`)
   }
   const phasesMs = Object.fromEntries(Phase.all.map((p) => [p, p === "drain" ? drain : ms[p]!])) as Budget["phasesMs"]
   return Result.succeed({ timeoutMs, phasesMs })

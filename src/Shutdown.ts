@@ -16,6 +16,7 @@ import { toMillis } from "./internal/duration.ts"
 import * as Engine from "./internal/engine.ts"
 import { describeCause } from "./internal/runStep.ts"
 import * as ScopeSteps from "./internal/scopeSteps.ts"
+import { reserveMs, StepDeadline } from "./internal/stepDeadline.ts"
 import * as Sequence from "./internal/sequence.ts"
 import type * as Phase from "./Phase.ts"
 import type * as ShutdownReport from "./ShutdownReport.ts"
@@ -40,7 +41,7 @@ export interface StepOptions {
  * @since 0.1.0
  * @category models
  */
-export type Condition = (() => boolean) | Effect.Effect<boolean> | Deferred.Deferred<any, any>
+export type Condition = (() => boolean) | Effect.Effect<boolean> | Deferred.Deferred<unknown, unknown>
 
 /**
  * Options of {@link Service.wait}.
@@ -52,8 +53,9 @@ export interface WaitOptions {
   /** How often a predicate is checked. Default 100 ms. */
   readonly pollInterval?: Duration.Input | undefined
   /**
-   * The most to wait. Default: until the current phase's allowance ends while
-   * shutting down, and without limit before.
+   * The most to wait. Default, while shutting down: until the current step's
+   * (or phase's) deadline, less a tenth of the time left (at most
+   * `forcedStepTimeout`) so the step can act on a `false`; before: no limit.
    */
   readonly timeout?: Duration.Input | undefined
 }
@@ -214,16 +216,21 @@ const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
     engine.phaseDeadline === undefined
       ? remainingMillisUnsafe()
       : engine.phaseDeadline - engine.clock.currentTimeMillisUnsafe()
+  // Inside a step: its deadline less a reserve to act on the answer; else the
+  // current phase's; before the shutdown: none.
+  const defaultWaitDeadline = (now: number) =>
+    Effect.map(StepDeadline, (stepDeadline: number | undefined) => {
+      const end = stepDeadline ?? engine.phaseDeadline
+      if (end === undefined || engine.startedAt === undefined) return Infinity
+      return end - reserveMs(end - now, engine.settings.forcedStepTimeoutMs)
+    })
   const wait = (condition: Condition, options: WaitOptions = {}): Effect.Effect<boolean> =>
     Effect.gen(function*() {
       const pollMs = toMillis(options.pollInterval ?? 100) ?? 100
       const start = yield* Clock.currentTimeMillis
-      const limit = options.timeout !== undefined
-        ? toMillis(options.timeout) ?? 0
-        : engine.startedAt === undefined
-        ? Infinity
-        : phaseRemainingMs()
-      const deadline = start + limit
+      const deadline = options.timeout !== undefined
+        ? start + (toMillis(options.timeout) ?? 0)
+        : yield* defaultWaitDeadline(start)
       const forcedOrLate = Effect.raceFirst(
         Effect.as(Deferred.await(engine.forced), false),
         Effect.as(Effect.sleep(msToDuration(deadline - start)), false)

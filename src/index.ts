@@ -12,3 +12,5 @@ export * as Phase from "./Phase.ts"
 export * as Shutdown from "./Shutdown.ts"
 /** @since 0.1.0 */
 export * as ShutdownReport from "./ShutdownReport.ts"
+/** @since 0.1.0 */
+export * as ShutdownConfig from "./ShutdownConfig.ts"

@@ -11,6 +11,7 @@ import * as Phase from "../Phase.ts"
 import type * as ShutdownReport from "../ShutdownReport.ts"
 import { type Engine } from "./engine.ts"
 import type { Step } from "./scopeSteps.ts"
+import { StepDeadline } from "./stepDeadline.ts"
 
 type Wake = { readonly _tag: "done"; readonly exit: Exit.Exit<unknown, unknown> } | { readonly _tag: "tick" }
 
@@ -51,7 +52,11 @@ export const runStep = (
     const start = yield* Clock.currentTimeMillis
     const timeoutMs = step.timeoutMs ?? engine.settings.stepTimeoutMs
     const stepDeadline = timeoutMs === undefined ? Infinity : start + timeoutMs
-    const fiber = yield* Effect.forkDetach(Effect.interruptible(Effect.suspend(() => step.run(exit))))
+    const fiber = yield* Effect.forkDetach(
+      Effect.interruptible(Effect.suspend(() => step.run(exit))).pipe(
+        Effect.provideService(StepDeadline, deadlineOf(engine, phase, stepDeadline, phaseDeadline))
+      )
+    )
     let outcome: ShutdownReport.StepOutcome | undefined
     let detail: string | undefined
     while (outcome === undefined) {
@@ -67,12 +72,15 @@ export const runStep = (
           outcome = "failed"
           detail = describeCause(wake.exit.cause)
         }
-      } else if ((yield* Clock.currentTimeMillis) >= deadlineOf(engine, phase, stepDeadline, phaseDeadline)) {
-        const forcedCut = engine.forcedAt !== undefined && deadline < Math.min(stepDeadline, phaseDeadline)
+      } else {
+        const current = deadlineOf(engine, phase, stepDeadline, phaseDeadline)
+        if ((yield* Clock.currentTimeMillis) < current) continue
+        const natural = Math.min(stepDeadline, phaseDeadline, (engine.startedAt ?? 0) + engine.budget.timeoutMs)
+        const forcedCut = current < natural
         outcome = forcedCut ? "interrupted" : "timedOut"
         detail = forcedCut
           ? `interrupted by ${engine.forcedSignal ?? "escalation"}`
-          : `ran past its ${deadline === stepDeadline ? "timeout" : `${phase} allowance`}`
+          : `ran past its ${natural === stepDeadline ? "timeout" : natural === phaseDeadline ? `${phase} allowance` : "hard deadline"}`
         yield* abandon(engine, fiber)
       }
     }

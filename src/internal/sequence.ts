@@ -52,7 +52,7 @@ const runPhase = (engine: Engine, phase: Phase.Phase, exit: Exit.Exit<unknown, u
       )
     }
     const end = yield* Clock.currentTimeMillis
-    const forced = engine.forcedAt !== undefined && engine.forcedAt < end && Phase.isSkippedWhenForced(phase)
+    const forced = engine.forcedAt !== undefined && engine.forcedAt <= end && Phase.isSkippedWhenForced(phase)
     const report: ShutdownReport.PhaseReport = {
       phase,
       startMs,

@@ -18,6 +18,7 @@ import * as Budget from "../Budget.ts"
 import { formatMillis } from "../internal/duration.ts"
 import { signalNumbers } from "../internal/engine.ts"
 import * as Shutdown from "../Shutdown.ts"
+import * as ShutdownConfig from "../ShutdownConfig.ts"
 import * as ShutdownReport from "../ShutdownReport.ts"
 import * as ExitCode from "./internal/exitCode.ts"
 
@@ -214,6 +215,22 @@ export const layer = (
       )
       return Context.make(Shutdown.Shutdown, shutdown).pipe(Context.add(Scope.Scope, shutdown.scope("cleanup")))
     })
+  )
+
+/**
+ * {@link layer} with options read from `WINDDOWN_*` environment variables
+ * (see `ShutdownConfig.variables`). Options given here are defaults the
+ * environment overrides. A bad variable fails the layer with a
+ * `ShutdownConfigError` naming it, before anything starts.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Options = {}
+): Layer.Layer<Shutdown.Shutdown | Scope.Scope, Budget.BudgetError | ShutdownConfig.ShutdownConfigError> =>
+  Layer.unwrap(
+    Effect.map(ShutdownConfig.fromEnv, (env) => layer({ ...options, ...env } as Options))
   )
 
 /**

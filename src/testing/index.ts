@@ -6,3 +6,5 @@
 
 /** @since 0.1.0 */
 export * as TestShutdown from "./TestShutdown.ts"
+/** @since 0.1.0 */
+export * as ChildProcess from "./ChildProcess.ts"

@@ -1,0 +1,161 @@
+// Real signals against real child processes, one fixture per scenario. Each
+// asserts the exit code, the order of the output and generous time bounds.
+import { assert, describe, it } from "@effect/vitest"
+import * as path from "node:path"
+import { ChildProcess } from "../src/testing/index.ts"
+
+const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", `${name}.ts`)
+
+/** Assert that every needle appears in `output`, in this order. */
+const assertOrder = (output: string, needles: ReadonlyArray<string>) => {
+  let at = -1
+  for (const needle of needles) {
+    const next = output.indexOf(needle, at + 1)
+    assert.isAbove(next, at, `expected "${needle}" after position ${at} in:\n${output}`)
+    at = next
+  }
+}
+
+const sequence = [
+  "shutting down: signal",
+  "stopAccepting 1/1 \"close listener\" done",
+  "requests drained",
+  "drain 2/2 \"drain requests\" done",
+  "db closed",
+  "cleanup 1/1 \"finalizer #1\" done",
+  "metrics flushed",
+  "flush 1/1 \"flush metrics\" done",
+  "shutdown complete"
+]
+
+describe("signals in a child process", { concurrent: true }, () => {
+  it("SIGTERM: every phase in order, exit 0, promptly", async () => {
+    const child = ChildProcess.spawn(fixture("sigterm"))
+    await child.waitFor("ready")
+    child.signal("SIGTERM")
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 0, exit.output)
+    assertOrder(exit.output, ["db open", "ready", ...sequence])
+    assert.isBelow(exit.elapsedMs, 5000)
+  })
+
+  it("SIGINT with WINDDOWN_SIGNAL_EXIT=conventional exits 130", async () => {
+    const child = ChildProcess.spawn(fixture("sigterm"), { env: { WINDDOWN_SIGNAL_EXIT: "conventional" } })
+    await child.waitFor("ready")
+    child.signal("SIGINT")
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 130, exit.output)
+    assertOrder(exit.output, ["shutting down: signal SIGINT", ...sequence.slice(1)])
+  })
+
+  it("SIGTERM with WINDDOWN_SIGNAL_EXIT=conventional exits 143", async () => {
+    const child = ChildProcess.spawn(fixture("sigterm"), { env: { WINDDOWN_SIGNAL_EXIT: "conventional" } })
+    await child.waitFor("ready")
+    child.signal("SIGTERM")
+    assert.strictEqual((await child.exited).code, 143)
+  })
+
+  it("a bad environment variable fails at startup, naming it", async () => {
+    const child = ChildProcess.spawn(fixture("sigterm"), { env: { WINDDOWN_TIMEOUT: "soon" } })
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 1)
+    assert.include(exit.output, `WINDDOWN_TIMEOUT="soon": expected a duration with a unit`)
+    assert.notInclude(exit.output, "ready")
+  })
+
+  it("an impossible budget fails at startup with the numbers", async () => {
+    const child = ChildProcess.spawn(fixture("sigterm"), { env: { WINDDOWN_TIMEOUT: "3s", WINDDOWN_CLEANUP: "5s" } })
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 1)
+    assert.include(exit.output, "cleanup 5 s")
+    assert.include(exit.output, "leaves nothing of the 3 s timeout for drain")
+  })
+
+  it("two signals: the drain is interrupted (checkpoint runs), cleanup still runs, exit 125", async () => {
+    const child = ChildProcess.spawn(fixture("two_signals"))
+    await child.waitFor("ready")
+    child.signal("SIGTERM")
+    await child.waitFor("draining")
+    child.signal("SIGTERM")
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 125, exit.output)
+    assertOrder(exit.output, ["draining", "forcing shutdown", "job checkpointed", "\"endless job\" interrupted", "db closed", "forced by SIGTERM"])
+    assert.isBelow(exit.elapsedMs, 10_000)
+  })
+
+  it("three signals: exits at once with 128 + signal while cleanup hangs", async () => {
+    const child = ChildProcess.spawn(fixture("three_signals"))
+    await child.waitFor("ready")
+    child.signal("SIGTERM")
+    await child.waitFor("cleanup stuck")
+    child.signal("SIGINT")
+    await child.waitFor("forcing shutdown")
+    child.signal("SIGTERM")
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 143, exit.output)
+    assertOrder(exit.output, ["cleanup stuck", "forcing shutdown", "(signal 3): exiting now"])
+    assert.isBelow(exit.elapsedMs, 10_000)
+  })
+
+  it("a finalizer that hangs forever: the watchdog exits at the hard deadline with 124", async () => {
+    const child = ChildProcess.spawn(fixture("hung_finalizer"))
+    await child.waitFor("ready")
+    child.signal("SIGTERM")
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 124, exit.output)
+    assertOrder(exit.output, ["finalizer hangs", "\"main program\" timed out", "shutdown complete", "hard deadline"])
+    assert.isAtLeast(exit.elapsedMs, 1900)
+    assert.isBelow(exit.elapsedMs, 6000)
+  })
+
+  it("a failing step is logged with its cause and the next steps still run; the report is one JSON line", async () => {
+    const child = ChildProcess.spawn(fixture("failing_step"))
+    await child.waitFor("ready")
+    child.signal("SIGTERM")
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 0, exit.output)
+    assertOrder(exit.output, [
+      "queue closed",
+      "cleanup 1/3 \"close queue\" done",
+      "cleanup 2/3 \"upload logs\" failed",
+      "bucket unreachable",
+      "cache closed",
+      "cleanup 3/3 \"close cache\" done"
+    ])
+    const line = exit.output.split("\n").find((l) => l.startsWith("[winddown] report "))
+    assert.isDefined(line, exit.output)
+    const report = JSON.parse(line!.slice("[winddown] report ".length))
+    assert.deepStrictEqual(report.reason, { _tag: "signal", signal: "SIGTERM" })
+    assert.strictEqual(report.exitCode, 0)
+    const upload = report.phases.flatMap((p: any) => p.steps).find((s: any) => s.name === "upload logs")
+    assert.strictEqual(upload.outcome, "failed")
+  })
+
+  it("a signal during startup releases what was acquired and exits 0 without starting the program", async () => {
+    const child = ChildProcess.spawn(fixture("startup_signal"))
+    await child.waitFor("warming cache")
+    child.signal("SIGTERM")
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 0, exit.output)
+    assertOrder(exit.output, ["warming cache", "shutting down: signal SIGTERM", "db closed", "shutdown complete"])
+    assert.notInclude(exit.output, "cache warm")
+    assert.notInclude(exit.output, "ready")
+    assert.isBelow(exit.elapsedMs, 4000)
+  })
+
+  it("an uncaught exception becomes an orderly shutdown that exits 1", async () => {
+    const child = ChildProcess.spawn(fixture("uncaught"))
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 1, exit.output)
+    assertOrder(exit.output, ["ready", "uncaughtException: Error: callback exploded", "shutting down: uncaughtException", "db closed", "exit code 1"])
+  })
+
+  it("without runMain, a configured SIGHUP interrupts the program and the process exits 0 by itself", async () => {
+    const child = ChildProcess.spawn(fixture("no_runmain"))
+    await child.waitFor("ready")
+    child.signal("SIGHUP")
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 0, exit.output)
+    assertOrder(exit.output, ["ready", "shutting down: signal SIGHUP", "program unwound", "db closed", "shutdown complete"])
+  })
+})
