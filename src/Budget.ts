@@ -9,9 +9,18 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration, Effect, Result } from "effect"
-import { formatMillis, toMillis } from "./internal/duration.ts"
+import { Data, Effect, Result } from "effect"
+import { formatMillis, type Input as DurationInput, toMillis } from "./internal/duration.ts"
 import * as Phase from "./Phase.ts"
+
+/**
+ * A duration option: anything `Duration` reads ("25 seconds", 1500, ...) or a
+ * short form ("25s", "500ms", "2m").
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type { DurationInput }
 
 /**
  * A validated split of the shutdown time, in milliseconds.
@@ -34,13 +43,13 @@ export interface Budget {
  * @category models
  */
 export interface Input {
-  readonly timeout?: Duration.Input | undefined
-  readonly readiness?: Duration.Input | undefined
-  readonly preStop?: Duration.Input | undefined
-  readonly stopAccepting?: Duration.Input | undefined
-  readonly drain?: Duration.Input | undefined
-  readonly cleanup?: Duration.Input | undefined
-  readonly flush?: Duration.Input | undefined
+  readonly timeout?: DurationInput | undefined
+  readonly readiness?: DurationInput | undefined
+  readonly preStop?: DurationInput | undefined
+  readonly stopAccepting?: DurationInput | undefined
+  readonly drain?: DurationInput | undefined
+  readonly cleanup?: DurationInput | undefined
+  readonly flush?: DurationInput | undefined
 }
 
 /**
@@ -81,7 +90,7 @@ export class BudgetError extends Data.TaggedError("BudgetError")<{
   readonly message: string
 }> {}
 
-const readMillis = (name: string, input: Duration.Input): Result.Result<number, BudgetError> => {
+const readMillis = (name: string, input: DurationInput): Result.Result<number, BudgetError> => {
   const ms = toMillis(input)
   if (ms === undefined || Number.isNaN(ms)) {
     return Result.fail(
@@ -169,9 +178,9 @@ export interface KubernetesInput extends Omit<Input, "timeout"> {
    * A `preStop` hook in the pod spec (e.g. `sleep 5`). Kubernetes runs it
    * before sending SIGTERM, and it counts against the grace period.
    */
-  readonly preStopHook?: Duration.Input | undefined
+  readonly preStopHook?: DurationInput | undefined
   /** Kept free at the end for the kubelet's SIGKILL to never be needed. Default 2 s. */
-  readonly safetyMargin?: Duration.Input | undefined
+  readonly safetyMargin?: DurationInput | undefined
 }
 
 /**

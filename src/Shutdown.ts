@@ -12,7 +12,7 @@
  */
 import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Runtime, Scope } from "effect"
 import * as Budget from "./Budget.ts"
-import { toMillis } from "./internal/duration.ts"
+import { type Input as DurationInput, toMillis } from "./internal/duration.ts"
 import * as Engine from "./internal/engine.ts"
 import { describeCause } from "./internal/runStep.ts"
 import * as ScopeSteps from "./internal/scopeSteps.ts"
@@ -31,7 +31,7 @@ export interface StepOptions {
   /** The phase the step runs in. Default `cleanup`. */
   readonly phase?: Phase.Phase | undefined
   /** The most the step may take; the phase's allowance still applies. */
-  readonly timeout?: Duration.Input | undefined
+  readonly timeout?: DurationInput | undefined
 }
 
 /**
@@ -51,13 +51,13 @@ export type Condition = (() => boolean) | Effect.Effect<boolean> | Deferred.Defe
  */
 export interface WaitOptions {
   /** How often a predicate is checked. Default 100 ms. */
-  readonly pollInterval?: Duration.Input | undefined
+  readonly pollInterval?: DurationInput | undefined
   /**
    * The most to wait. Default, while shutting down: until the current step's
    * (or phase's) deadline, less a tenth of the time left (at most
    * `forcedStepTimeout`) so the step can act on a `false`; before: no limit.
    */
-  readonly timeout?: Duration.Input | undefined
+  readonly timeout?: DurationInput | undefined
 }
 
 /**
@@ -131,9 +131,9 @@ export class Shutdown extends Context.Service<Shutdown, Service>()("winddown/Shu
  */
 export interface Options extends Budget.Input {
   /** Timeout of steps registered without one. Default: only the phase's allowance bounds them. */
-  readonly stepTimeout?: Duration.Input | undefined
+  readonly stepTimeout?: DurationInput | undefined
   /** After escalation, what each remaining (non-drain) step still gets. */
-  readonly forcedStepTimeout?: Duration.Input | undefined
+  readonly forcedStepTimeout?: DurationInput | undefined
   /** Exit code after a signal: `success` (0) or `conventional` (128 + signal number: 143, 130). */
   readonly signalExit?: "success" | "conventional" | undefined
   /** Exit code when a second signal forced the shutdown. */

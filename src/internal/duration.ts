@@ -5,6 +5,9 @@
  */
 import { Duration, Option } from "effect"
 
+/** What options accept: effect's `Duration.Input` plus the short forms of environment variables ("25s", "500ms"). */
+export type Input = Duration.Input | `${number}${"ms" | "s" | "m" | "h"}` | `${number} ${"ms" | "s" | "m" | "h"}`
+
 const unitMillis: Record<string, number> = {
   ms: 1, milli: 1, millis: 1, millisecond: 1, milliseconds: 1,
   s: 1000, sec: 1000, secs: 1000, second: 1000, seconds: 1000,
@@ -23,12 +26,12 @@ export const parseMillis = (text: string): number | undefined => {
 }
 
 /** Milliseconds of any `Duration.Input`, or of a string understood by {@link parseMillis}; undefined when unreadable. */
-export const toMillis = (input: Duration.Input): number | undefined => {
+export const toMillis = (input: Input): number | undefined => {
   if (typeof input === "string") {
     const parsed = parseMillis(input)
     if (parsed !== undefined) return parsed
   }
-  return Option.match(Duration.fromInput(input), {
+  return Option.match(Duration.fromInput(input as Duration.Input), {
     onNone: () => undefined,
     onSome: (d) => Duration.toMillis(d)
   })

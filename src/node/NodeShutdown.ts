@@ -13,9 +13,9 @@
  *
  * @since 0.1.0
  */
-import { Context, type Duration, Effect, Layer, Runtime, Scope } from "effect"
+import { Context, Effect, Layer, Runtime, Scope } from "effect"
 import * as Budget from "../Budget.ts"
-import { formatMillis } from "../internal/duration.ts"
+import { formatMillis, type Input as DurationInput } from "../internal/duration.ts"
 import { signalNumbers } from "../internal/engine.ts"
 import * as Shutdown from "../Shutdown.ts"
 import * as ShutdownConfig from "../ShutdownConfig.ts"
@@ -55,7 +55,7 @@ export interface Options extends Omit<Shutdown.Options, "preStop"> {
    * is behind a Service whose endpoints update asynchronously), 0 otherwise.
    * Set 0 when the pod spec already has a preStop sleep.
    */
-  readonly preStop?: Duration.Input | "auto" | undefined
+  readonly preStop?: DurationInput | "auto" | undefined
   /** Turn `uncaughtException` / `unhandledRejection` into an orderly shutdown that exits 1. */
   readonly handleUncaught?: boolean | undefined
   /** Print the report as one JSON line on stdout at the end. */
@@ -106,10 +106,10 @@ const validate = (options: Options): Effect.Effect<void, Budget.BudgetError> =>
 export const resolvePreStop = (
   preStop: Options["preStop"],
   env: Readonly<Record<string, string | undefined>> = process.env
-): Duration.Input =>
+): DurationInput =>
   (preStop ?? defaults.preStop) === "auto"
     ? (env.KUBERNETES_SERVICE_HOST ? defaults.kubernetesPreStop : "0 seconds")
-    : preStop as Duration.Input
+    : preStop as DurationInput
 
 const describeError = (u: unknown) => (u instanceof Error ? u.stack ?? u.message : String(u))
 
