@@ -41,7 +41,7 @@ export interface StepOptions {
  * @since 0.1.0
  * @category models
  */
-export type Condition = (() => boolean) | Effect.Effect<boolean> | Deferred.Deferred<unknown, unknown>
+export type Condition<A = unknown, E = unknown> = (() => boolean) | Effect.Effect<boolean> | Deferred.Deferred<A, E>
 
 /**
  * Options of {@link Service.wait}.
@@ -103,7 +103,7 @@ export interface Service {
    * True when `condition` held before the deadline, false when the deadline
    * passed or the shutdown was forced first.
    */
-  readonly wait: (condition: Condition, options?: WaitOptions) => Effect.Effect<boolean>
+  readonly wait: <A, E>(condition: Condition<A, E>, options?: WaitOptions) => Effect.Effect<boolean>
   /** Completes with the report once every phase has run. */
   readonly awaitReport: Effect.Effect<ShutdownReport.ShutdownReport>
   /** Add a named section (counts, outcomes) to the report, read when it is written. */
@@ -224,7 +224,7 @@ const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
       if (end === undefined || engine.startedAt === undefined) return Infinity
       return end - reserveMs(end - now, engine.settings.forcedStepTimeoutMs)
     })
-  const wait = (condition: Condition, options: WaitOptions = {}): Effect.Effect<boolean> =>
+  const wait = <A, E>(condition: Condition<A, E>, options: WaitOptions = {}): Effect.Effect<boolean> =>
     Effect.gen(function*() {
       const pollMs = toMillis(options.pollInterval ?? 100) ?? 100
       const start = yield* Clock.currentTimeMillis
@@ -236,11 +236,11 @@ const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
         Effect.as(Effect.sleep(msToDuration(deadline - start)), false)
       )
       if (Deferred.isDeferred(condition)) {
-        return yield* Effect.raceFirst(Effect.as(Deferred.await(condition), true), forcedOrLate).pipe(
-          Effect.catchCause(() => Effect.succeed(true))
-        )
+        // A Deferred completed with a failure still means "the event happened".
+        const event = Effect.as(Effect.exit(Deferred.await(condition as Deferred.Deferred<A, E>)), true)
+        return yield* Effect.raceFirst(event, forcedOrLate)
       }
-      const check = Effect.isEffect(condition) ? condition : Effect.sync(condition)
+      const check = Effect.isEffect(condition) ? condition : Effect.sync(condition as () => boolean)
       while (true) {
         if (yield* check) return true
         const now = yield* Clock.currentTimeMillis
@@ -434,7 +434,7 @@ export const trigger = (reason?: string): Effect.Effect<boolean, never, Shutdown
  * @since 0.1.0
  * @category combinators
  */
-export const wait = (condition: Condition, options?: WaitOptions): Effect.Effect<boolean, never, Shutdown> =>
+export const wait = <A, E>(condition: Condition<A, E>, options?: WaitOptions): Effect.Effect<boolean, never, Shutdown> =>
   Effect.flatMap(Shutdown, (s) => s.wait(condition, options))
 
 /**

@@ -277,7 +277,7 @@ describe("wait", () => {
     Effect.gen(function*() {
       const { shutdown } = yield* TestShutdown.make()
       const event = yield* Deferred.make<void>()
-      const onEvent = yield* Effect.forkChild(shutdown.wait(event as unknown as Deferred.Deferred<unknown, unknown>, { timeout: "5 seconds" }))
+      const onEvent = yield* Effect.forkChild(shutdown.wait(event, { timeout: "5 seconds" }))
       yield* TestClock.adjust("1 second")
       yield* Deferred.succeed(event, undefined)
       assert.isTrue(yield* Fiber.join(onEvent))

@@ -1,0 +1,73 @@
+// The README's options and exit-code tables must say what the code does:
+// every default is compared with the value in the code's `defaults` objects.
+import { assert, describe, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Budget, Shutdown, ShutdownConfig } from "../src/index.ts"
+import { NodeShutdown } from "../src/node/index.ts"
+
+const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
+
+const table = (marker: string) => {
+  const start = readme.indexOf(`<!-- ${marker}:start -->`)
+  const end = readme.indexOf(`<!-- ${marker}:end -->`)
+  assert.isAbove(start, -1, `README has no ${marker} table`)
+  return readme.slice(start, end).split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("|---"))
+    .slice(1).map((l) => l.split("|").slice(1, -1).map((c) => c.trim()))
+}
+
+const share = (phase: keyof typeof Budget.defaults.phases) => {
+  const { max, share } = Budget.defaults.phases[phase]
+  return `min(${max}, ${share * 100}% of timeout)`
+}
+
+const expected: Record<string, string> = {
+  timeout: Budget.defaults.timeout,
+  readiness: share("readiness"),
+  preStop: NodeShutdown.defaults.preStop,
+  stopAccepting: share("stopAccepting"),
+  drain: "the rest",
+  cleanup: share("cleanup"),
+  flush: share("flush"),
+  stepTimeout: "none",
+  forcedStepTimeout: Shutdown.defaults.forcedStepTimeout,
+  signalExit: Shutdown.defaults.signalExit,
+  forcedExitCode: String(Shutdown.defaults.forcedExitCode),
+  deadlineExitCode: String(Shutdown.defaults.deadlineExitCode),
+  signals: NodeShutdown.defaults.signals.join(","),
+  forceOnSignal: String(NodeShutdown.defaults.forceOnSignal),
+  exitOnSignal: String(NodeShutdown.defaults.exitOnSignal),
+  handleUncaught: String(NodeShutdown.defaults.handleUncaught),
+  reportJson: String(NodeShutdown.defaults.reportJson),
+  watchdog: String(NodeShutdown.defaults.watchdog),
+  interruptProgram: "true"
+}
+
+describe("README", () => {
+  it("the options table lists every option with the code's default and variable", () => {
+    const rows = table("options")
+    assert.deepStrictEqual(rows.map((r) => r[0]!.replaceAll("`", "")).sort(), Object.keys(expected).sort())
+    for (const [option, variable, defaultValue, meaning] of rows) {
+      const name = option!.replaceAll("`", "")
+      assert.strictEqual(defaultValue, expected[name], `default of ${name}`)
+      const envName = (ShutdownConfig.variables as Record<string, string>)[name]
+      assert.strictEqual(variable!.replaceAll("`", ""), envName ?? "", `variable of ${name}`)
+      if (name === "preStop") {
+        assert.include(meaning, `${NodeShutdown.defaults.kubernetesPreStop} when \`KUBERNETES_SERVICE_HOST\``)
+        assert.include(meaning, `\`Shutdown.layer\`: ${Budget.defaults.preStop}`)
+      }
+    }
+  })
+
+  it("every environment variable is documented", () => {
+    for (const variable of Object.values(ShutdownConfig.variables)) assert.include(readme, `\`${variable}\``)
+  })
+
+  it("the exit-code table matches the code", () => {
+    const rows = Object.fromEntries(table("exit-codes").map(([what, code]) => [what, code]))
+    assert.include(rows["a second signal forced the shutdown"], `${Shutdown.defaults.forcedExitCode} (\`forcedExitCode\`)`)
+    assert.include(rows["the hard deadline passed (watchdog)"], `${Shutdown.defaults.deadlineExitCode} (\`deadlineExitCode\`)`)
+    assert.match(rows["a signal, and the shutdown ran"]!, /^0 /)
+    assert.strictEqual(Shutdown.defaults.signalExit, "success")
+  })
+})
