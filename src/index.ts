@@ -14,3 +14,5 @@ export * as Shutdown from "./Shutdown.ts"
 export * as ShutdownReport from "./ShutdownReport.ts"
 /** @since 0.1.0 */
 export * as ShutdownConfig from "./ShutdownConfig.ts"
+/** @since 0.1.0 */
+export * as Drain from "./Drain.ts"

@@ -1,0 +1,642 @@
+/**
+ * Work in flight, tracked as fibers, drained under the shutdown budget.
+ *
+ * A Drain is a named set of units of work (a request, a job, an iteration of
+ * a loop). Each unit runs in its own fiber, detached from the caller, so the
+ * program's interruption at the start of a shutdown does not cut it. The
+ * drain closes when its step of the `drain` phase starts (or when the Scope it
+ * was made in closes before any shutdown):
+ *
+ * 1. new work is refused with a typed {@link Refused}; never silently dropped;
+ * 2. units in flight are awaited, within the drain phase's allowance (or the
+ *    drain's own `timeout`, whichever is shorter);
+ * 3. at the soft deadline (`softRatio` of that time, or `softTimeout`) running
+ *    units are asked to wrap up: {@link wrapUpRequested} completes, like
+ *    Celery's soft time limit, so they can checkpoint and stop;
+ * 4. at the hard deadline, or at once when the shutdown is forced (a second
+ *    signal), the remaining units are interrupted: their own finalizers
+ *    (checkpoints, releases) run before the drain step ends.
+ *
+ * Every drain adds a section `drain <name>` to the ShutdownReport with the
+ * count of units completed, failed, wrapped up, interrupted and refused.
+ * Drains nest: `drain.child(name)` closes with its parent, reports separately.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Data, Deferred, Duration, Effect, Exit, Fiber, Cause, Scope } from "effect"
+import { formatMillis, toMillis } from "./internal/duration.ts"
+import * as Shutdown from "./Shutdown.ts"
+
+/**
+ * Defaults of {@link Options} and {@link WaitOptions}, in one place.
+ *
+ * - `softRatio`: running units are asked to wrap up after 80 % of the time the
+ *   drain may take (Celery's soft 120 s / hard 150 s is the same ratio).
+ * - `timeout`: none of its own; the drain phase's allowance bounds the drain.
+ * - `pollInterval`: how often {@link waitFor} checks a predicate.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaults = {
+  softRatio: 0.8,
+  timeout: "drain phase allowance",
+  pollInterval: "100 millis"
+} as const
+
+/**
+ * Options of {@link make} and `drain.child`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * The most this drain may take once it closes. The drain phase's allowance
+   * still applies; the shorter wins. Default: the allowance alone.
+   */
+  readonly timeout?: Duration.Input | undefined
+  /**
+   * Ask running units to wrap up this long after the drain closed (capped by
+   * the hard deadline). Exclusive with `softRatio`.
+   */
+  readonly softTimeout?: Duration.Input | undefined
+  /**
+   * Ask running units to wrap up after this fraction (above 0, at most 1) of
+   * the time the drain may take. Default 0.8; 1 means no soft deadline.
+   */
+  readonly softRatio?: number | undefined
+  /**
+   * Name of the report section; `false` for none (a helper that reports the
+   * drain in its own section). Default `drain <name>`.
+   */
+  readonly section?: string | false | undefined
+}
+
+/**
+ * Why a Drain (or a helper built on it) could not be made.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DrainError extends Data.TaggedError("DrainError")<{
+  readonly reason: "InvalidOption" | "DuplicateName"
+  readonly message: string
+}> {}
+
+/**
+ * Work submitted to a drain that no longer accepts any: its drain step has
+ * started (or its Scope closed, or the shutdown was forced).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Refused extends Data.TaggedError("DrainRefused")<{
+  /** The full name of the drain, e.g. `jobs/email`. */
+  readonly drain: string
+  readonly message: string
+}> {}
+
+/**
+ * Where a drain stands.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type State = "open" | "closing" | "closed"
+
+/**
+ * How a closed drain ended: every unit finished by itself (`drained`), the
+ * hard deadline interrupted some (`timedOut`), or escalation did (`forced`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Outcome = "drained" | "timedOut" | "forced"
+
+/**
+ * The counts of a drain. `accepted = completed + failed + wrappedUp +
+ * interrupted + inFlight` at any time; `refused` counts submissions turned
+ * away.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  readonly name: string
+  readonly state: State
+  readonly outcome?: Outcome
+  readonly accepted: number
+  /** Succeeded before any wrap-up request. */
+  readonly completed: number
+  /** Failed (not interrupted) before any wrap-up request. */
+  readonly failed: number
+  /** Ended by itself (success or failure) after the wrap-up request. */
+  readonly wrappedUp: number
+  /** Interrupted: by the hard deadline, by escalation, or by their caller. */
+  readonly interrupted: number
+  readonly refused: number
+  /** Still running (after the drain closed: units that ignored interruption). */
+  readonly inFlight: number
+  /** The time the drain was given when it closed, in ms. */
+  readonly limitMs?: number
+  /** When running units were asked to wrap up, in ms after the drain closed. */
+  readonly softDeadlineMs?: number
+  /** From the drain's close to its end, in ms. */
+  readonly durationMs?: number
+}
+
+/**
+ * The wrap-up signal a unit sees: completes at its drain's soft deadline.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WrapUpSignal {
+  /** The drain the current unit runs in; undefined outside any drain. */
+  readonly drain: string | undefined
+  /** Completes when the unit should wrap up. Never, outside a drain. */
+  readonly requested: Effect.Effect<void>
+  readonly isRequestedUnsafe: () => boolean
+}
+
+/**
+ * The wrap-up signal of the current unit, provided by `drain.run`. Outside a
+ * drain it never fires.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export const WrapUp: Context.Reference<WrapUpSignal> = Context.Reference<WrapUpSignal>("winddown/Drain/WrapUp", {
+  defaultValue: () => ({ drain: undefined, requested: Effect.never, isRequestedUnsafe: () => false })
+})
+
+/**
+ * Completes when the drain running the current unit asks it to wrap up (its
+ * soft deadline). Race it, or poll {@link isWrapUpRequested}, to checkpoint.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const wrapUpRequested: Effect.Effect<void> = Effect.flatMap(WrapUp, (w) => w.requested)
+
+/**
+ * True once the drain running the current unit asked it to wrap up.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const isWrapUpRequested: Effect.Effect<boolean> = Effect.map(WrapUp, (w) => w.isRequestedUnsafe())
+
+/**
+ * Run `self` until the wrap-up request: if it comes first, `self` is
+ * interrupted (its finalizers run) and `onWrapUp` (a checkpoint) runs instead.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const untilWrapUp: {
+  <B, E2, R2>(
+    onWrapUp: Effect.Effect<B, E2, R2>
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A | B, E | E2, R | R2>
+  <A, E, R, B, E2, R2>(
+    self: Effect.Effect<A, E, R>,
+    onWrapUp: Effect.Effect<B, E2, R2>
+  ): Effect.Effect<A | B, E | E2, R | R2>
+} = function() {
+  if (arguments.length === 1) {
+    const onWrapUp = arguments[0]
+    return (self: Effect.Effect<any, any, any>) => untilWrapUpImpl(self, onWrapUp)
+  }
+  return untilWrapUpImpl(arguments[0], arguments[1])
+} as any
+
+const untilWrapUpImpl = <A, E, R, B, E2, R2>(
+  self: Effect.Effect<A, E, R>,
+  onWrapUp: Effect.Effect<B, E2, R2>
+): Effect.Effect<A | B, E | E2, R | R2> =>
+  Effect.flatMap(WrapUp, (w) => {
+    if (w.isRequestedUnsafe()) return onWrapUp
+    const done = Symbol()
+    return Effect.flatMap(
+      Effect.raceFirst(self, Effect.as(w.requested, done)),
+      (a): Effect.Effect<A | B, E2, R2> => a === done ? onWrapUp : Effect.succeed(a as A)
+    )
+  })
+
+/**
+ * A drain.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Drain {
+  /** The full name: `parent/child` for nested drains. */
+  readonly name: string
+  /**
+   * Fork `effect` as a unit of this drain; the fiber is detached from the
+   * caller (interrupting the caller does not interrupt it). Fails with
+   * {@link Refused} once the drain closed.
+   */
+  readonly run: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<Fiber.Fiber<A, E>, Refused, R>
+  /** {@link Drain.run} and wait for the result. */
+  readonly runJoin: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Refused, R>
+  /**
+   * {@link Drain.runJoin}, handing refused work to `onRefused` (run in the
+   * caller: answer 503, requeue, log) instead of failing.
+   */
+  readonly runOrElse: <A, E, R, B, E2, R2>(
+    effect: Effect.Effect<A, E, R>,
+    onRefused: (refused: Refused) => Effect.Effect<B, E2, R2>
+  ) => Effect.Effect<A | B, E | E2, R | R2>
+  /** A nested drain that closes with this one and reports in its own section. */
+  readonly child: (name: string, options?: Options) => Effect.Effect<Drain, DrainError>
+  readonly isAcceptingUnsafe: () => boolean
+  readonly stats: Effect.Effect<Stats>
+  readonly statsUnsafe: () => Stats
+  /** Completes at this drain's soft deadline (also for code outside its units). */
+  readonly wrapUpRequested: Effect.Effect<void>
+  /** Completes with the final counts once the drain has closed. */
+  readonly awaitClosed: Effect.Effect<Stats>
+  /**
+   * Close now (what the drain step does), bounded by `timeout` (default: the
+   * drain's own timeout, else the budget's drain allowance).
+   */
+  readonly close: (timeout?: Duration.Input) => Effect.Effect<Stats>
+}
+
+interface Counts {
+  accepted: number
+  completed: number
+  failed: number
+  wrappedUp: number
+  interrupted: number
+  refused: number
+}
+
+interface Settings {
+  readonly timeoutMs: number | undefined
+  readonly softTimeoutMs: number | undefined
+  readonly softRatio: number
+}
+
+interface Impl extends Drain {
+  /**
+   * Close within `limitMs` (ms); second callers wait for the first. `hold`:
+   * when the time ran out, do not return but wait to be interrupted (the
+   * drain step, so that the core reports it `timedOut`, not `ok`).
+   */
+  readonly closeWithin: (limitMs: number, hold?: boolean) => Effect.Effect<void>
+  readonly interruptAll: Effect.Effect<void>
+}
+
+const invalid = (message: string) => new DrainError({ reason: "InvalidOption", message })
+
+const readSettings = (options: Options, inherited: Settings | undefined): Settings | DrainError => {
+  const timeoutMs = options.timeout === undefined ? inherited?.timeoutMs : toMillis(options.timeout)
+  if (options.timeout !== undefined && !(timeoutMs! > 0)) {
+    return invalid(`timeout must be a duration above zero, got ${JSON.stringify(options.timeout)}`)
+  }
+  if (options.softTimeout !== undefined && options.softRatio !== undefined) {
+    return invalid(
+      `set softTimeout or softRatio, not both (got ${JSON.stringify(options.softTimeout)} and ${options.softRatio})`
+    )
+  }
+  const softTimeoutMs = options.softTimeout === undefined ? undefined : toMillis(options.softTimeout)
+  if (options.softTimeout !== undefined && !(softTimeoutMs! >= 0)) {
+    return invalid(`softTimeout must be a duration, got ${JSON.stringify(options.softTimeout)}`)
+  }
+  const softRatio = options.softRatio ?? (softTimeoutMs === undefined ? inherited?.softRatio : undefined) ??
+    defaults.softRatio
+  if (!(typeof softRatio === "number" && softRatio > 0 && softRatio <= 1)) {
+    return invalid(`softRatio must be a number above 0 and at most 1, got ${String(options.softRatio)}`)
+  }
+  return {
+    timeoutMs,
+    softTimeoutMs: softTimeoutMs ?? (options.softRatio === undefined ? inherited?.softTimeoutMs : undefined),
+    softRatio
+  }
+}
+
+const checkName = (name: string): DrainError | undefined =>
+  typeof name === "string" && name.trim().length > 0 && !name.includes("/")
+    ? undefined
+    : invalid(`name must be a non-empty string without "/", got ${JSON.stringify(name)}`)
+
+/** Full drain names in use, per Shutdown: two drains may not share a report section. */
+const namesInUse = new WeakMap<Shutdown.Service, Set<string>>()
+
+const claimName = (shutdown: Shutdown.Service, name: string): DrainError | undefined => {
+  let names = namesInUse.get(shutdown)
+  if (names === undefined) namesInUse.set(shutdown, names = new Set())
+  if (names.has(name)) {
+    return new DrainError({ reason: "DuplicateName", message: `a drain named ${JSON.stringify(name)} already exists` })
+  }
+  names.add(name)
+  return undefined
+}
+
+const makeImpl = (
+  shutdown: Shutdown.Service,
+  clock: Clock.Clock,
+  name: string,
+  settings: Settings
+): Impl => {
+  let state: State = "open"
+  let outcome: Outcome | undefined
+  let closedAt: number | undefined
+  let limitMs: number | undefined
+  let softDeadlineMs: number | undefined
+  let closeEnd: number | undefined
+  const fibers = new Set<Fiber.Fiber<unknown, unknown>>()
+  const children: Array<Impl> = []
+  const counts: Counts = { accepted: 0, completed: 0, failed: 0, wrappedUp: 0, interrupted: 0, refused: 0 }
+  const wrapUp = Deferred.makeUnsafe<void>()
+  let wrapUpRequested = false
+  const closed = Deferred.makeUnsafe<Stats>()
+
+  const requestWrapUp = () => {
+    if (wrapUpRequested) return
+    wrapUpRequested = true
+    Deferred.doneUnsafe(wrapUp, Exit.void)
+  }
+  const signal: WrapUpSignal = {
+    drain: name,
+    requested: Deferred.await(wrapUp),
+    isRequestedUnsafe: () => wrapUpRequested
+  }
+
+  const statsUnsafe = (): Stats => ({
+    name,
+    state,
+    ...(outcome === undefined ? {} : { outcome }),
+    ...counts,
+    inFlight: fibers.size,
+    ...(limitMs === undefined ? {} : { limitMs }),
+    ...(softDeadlineMs === undefined ? {} : { softDeadlineMs }),
+    ...(closedAt === undefined || closeEnd === undefined ? {} : { durationMs: closeEnd - closedAt })
+  })
+
+  const refuse = (): Refused => {
+    counts.refused++
+    const why = state === "open" ? "forced" : state
+    return new Refused({ drain: name, message: `drain ${JSON.stringify(name)} is ${why}: no new work accepted` })
+  }
+
+  const observe = (fiber: Fiber.Fiber<unknown, unknown>) => (exit: Exit.Exit<unknown, unknown>) => {
+    fibers.delete(fiber)
+    if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) counts.interrupted++
+    else if (wrapUpRequested) counts.wrappedUp++
+    else if (Exit.isSuccess(exit)) counts.completed++
+    else counts.failed++
+  }
+
+  const run = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<Fiber.Fiber<A, E>, Refused, R> =>
+    Effect.withFiber((parent) => {
+      if (state !== "open" || shutdown.isForcedUnsafe()) return Effect.fail(refuse())
+      counts.accepted++
+      // Forked synchronously, so that accepting and tracking are one step: no
+      // close can slip between them.
+      const fiber = Effect.runForkWith(parent.context as Context.Context<R>)(
+        Effect.provideService(effect, WrapUp, signal)
+      )
+      const exit = fiber.pollUnsafe()
+      if (exit === undefined) {
+        fibers.add(fiber)
+        fiber.addObserver(observe(fiber))
+      } else observe(fiber)(exit)
+      return Effect.succeed(fiber)
+    })
+
+  const interruptAll: Effect.Effect<void> = Effect.suspend(() =>
+    Effect.all([
+      Fiber.interruptAll(Array.from(fibers)),
+      Effect.forEach(children, (c) => c.interruptAll, { concurrency: "unbounded", discard: true })
+    ], { concurrency: 2, discard: true })
+  )
+
+  // Uninterruptible from the first line: an interruption between marking the
+  // drain `closing` and the close itself would leave it closing forever.
+  const closeWithin = (limit: number, hold = false): Effect.Effect<void> =>
+    Effect.uninterruptibleMask((restore) => Effect.suspend(() => {
+      if (state !== "open") {
+        // Someone else is closing: wait, and interrupt the units when we are cut.
+        return restore(Effect.asVoid(Deferred.await(closed))).pipe(Effect.onInterrupt(() => interruptAll))
+      }
+      state = "closing"
+      const start = clock.currentTimeMillisUnsafe()
+      closedAt = start
+      limitMs = Math.max(0, Math.min(limit, settings.timeoutMs ?? Infinity))
+      const soft = Math.min(limitMs, settings.softTimeoutMs ?? settings.softRatio * limitMs)
+      softDeadlineMs = soft
+      const end = start + limitMs
+      const drained = Effect.as(
+        Effect.all([
+          Effect.suspend(() => Fiber.awaitAll(Array.from(fibers))),
+          Effect.forEach(children, (c) => Effect.suspend(() => c.closeWithin(end - clock.currentTimeMillisUnsafe())), {
+            concurrency: "unbounded",
+            discard: true
+          })
+        ], { concurrency: 2, discard: true }),
+        "drained" as const
+      )
+      const softTimer = soft < limitMs
+        ? Effect.andThen(Effect.sleep(soft), Effect.andThen(Effect.sync(requestWrapUp), Effect.never))
+        : Effect.never
+      return Effect.gen(function*() {
+          const exit = yield* Effect.exit(restore(Effect.raceAllFirst([
+            drained,
+            Effect.as(Effect.sleep(limitMs!), "timedOut" as const),
+            Effect.as(shutdown.awaitForced, "forced" as const),
+            softTimer
+          ])))
+          outcome = Exit.isSuccess(exit) && exit.value === "drained" && fibers.size === 0
+            ? "drained"
+            : shutdown.isForcedUnsafe()
+            ? "forced"
+            : "timedOut"
+          if (outcome !== "drained") {
+            requestWrapUp()
+            yield* interruptAll
+          }
+          yield* Effect.forEach(children, (c) => c.awaitClosed, { discard: true })
+          state = "closed"
+          closeEnd = clock.currentTimeMillisUnsafe()
+          const stats = statsUnsafe()
+          if (outcome !== "drained") {
+            yield* Effect.logWarning(
+              `[winddown] drain ${JSON.stringify(name)} ${outcome === "forced" ? "forced" : "timed out"} after ${
+                formatMillis(closeEnd - start)
+              }: ${stats.interrupted} interrupted, ${stats.completed + stats.wrappedUp} finished`
+            )
+          }
+          Deferred.doneUnsafe(closed, Exit.succeed(stats))
+          if (hold && outcome !== "drained") yield* restore(Effect.never)
+        })
+    }))
+
+  const defaultLimit = () => settings.timeoutMs ?? shutdown.budget.phasesMs.drain
+
+  const self: Impl = {
+    name,
+    run,
+    runJoin: (effect) => Effect.flatMap(run(effect), Fiber.join),
+    runOrElse: (effect, onRefused) => Effect.matchEffect(run(effect), { onFailure: onRefused, onSuccess: Fiber.join }),
+    child: (childName, options = {}) =>
+      Effect.suspend(() => {
+        const bad = checkName(childName)
+        if (bad !== undefined) return Effect.fail(bad)
+        const childSettings = readSettings(options, settings)
+        if (childSettings instanceof DrainError) return Effect.fail(childSettings)
+        const full = `${name}/${childName}`
+        const taken = claimName(shutdown, full)
+        if (taken !== undefined) return Effect.fail(taken)
+        if (state !== "open") {
+          return Effect.fail(invalid(`drain ${JSON.stringify(name)} is ${state}: cannot add child ${JSON.stringify(childName)}`))
+        }
+        const child = makeImpl(shutdown, clock, full, childSettings)
+        children.push(child)
+        return Effect.as(addSection(shutdown, child, options), child as Drain)
+      }),
+    isAcceptingUnsafe: () => state === "open",
+    stats: Effect.sync(() => statsUnsafe()),
+    statsUnsafe,
+    wrapUpRequested: Deferred.await(wrapUp),
+    awaitClosed: Deferred.await(closed),
+    close: (timeout) =>
+      Effect.suspend(() => {
+        const ms = timeout === undefined ? defaultLimit() : toMillis(timeout)
+        if (!(ms! >= 0)) return Effect.die(invalid(`close: timeout must be a duration, got ${JSON.stringify(timeout)}`))
+        return Effect.andThen(closeWithin(ms!), Deferred.await(closed))
+      }),
+    closeWithin,
+    interruptAll
+  }
+  return self
+}
+
+const addSection = (shutdown: Shutdown.Service, drain: Impl, options: Options): Effect.Effect<void> =>
+  options.section === false
+    ? Effect.void
+    : shutdown.addSection(options.section ?? `drain ${drain.name}`, () => {
+      const { name: _, ...rest } = drain.statsUnsafe()
+      return rest
+    })
+
+/**
+ * Make a drain and register its step in the `drain` phase of the current
+ * Shutdown (step name: the drain's name).
+ *
+ * If the Scope closes before any shutdown started (a subsystem torn down while
+ * the program runs, or a program that ended by itself), the drain closes then,
+ * by the same rules, bounded by its `timeout` or else the budget's drain
+ * allowance. Once a shutdown started, the drain step decides.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  name: string,
+  options: Options = {}
+): Effect.Effect<Drain, DrainError, Shutdown.Shutdown | Scope.Scope> =>
+  Effect.gen(function*() {
+    const bad = checkName(name)
+    if (bad !== undefined) return yield* bad
+    const settings = readSettings(options, undefined)
+    if (settings instanceof DrainError) return yield* settings
+    const shutdown = yield* Shutdown.Shutdown
+    const taken = claimName(shutdown, name)
+    if (taken !== undefined) return yield* taken
+    const clock = yield* Clock.Clock
+    const drain = makeImpl(shutdown, clock, name, settings)
+    yield* addSection(shutdown, drain, options)
+    yield* shutdown.addStep(
+      name,
+      Effect.flatMap(shutdown.phaseRemaining, (left) =>
+        drain.closeWithin(Math.min(settings.timeoutMs ?? Infinity, Duration.toMillis(left)), true)),
+      { phase: "drain", ...(settings.timeoutMs === undefined ? {} : { timeout: settings.timeoutMs }) }
+    )
+    // Escalation before the drain step runs (or while it is being cut) still
+    // refuses new work and interrupts the units at once.
+    yield* Effect.forkDetach(
+      Effect.raceFirst(
+        Effect.andThen(shutdown.awaitForced, drain.closeWithin(0)),
+        Effect.asVoid(drain.awaitClosed)
+      )
+    )
+    yield* Effect.addFinalizer(() =>
+      shutdown.isShuttingDownUnsafe()
+        ? Effect.void
+        : drain.closeWithin(settings.timeoutMs ?? shutdown.budget.phasesMs.drain)
+    )
+    return drain as Drain
+  })
+
+/**
+ * Options of {@link waitFor}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WaitOptions {
+  /** How often a predicate is checked. Default `defaults.pollInterval`. */
+  readonly pollInterval?: Duration.Input | undefined
+  /** The most to wait; the drain phase's allowance still applies. */
+  readonly timeout?: Duration.Input | undefined
+}
+
+/**
+ * The seed's `wait(condition, poll_interval)` as a drain step: during the
+ * `drain` phase, wait until `condition` holds (a predicate or boolean Effect
+ * polled, or a Deferred awaited: "queue empty", "counter zero", "event set").
+ * The report gets a section `wait <name>` saying whether it was met. A
+ * condition not met by the deadline leaves the step `timedOut`; escalation
+ * ends the wait at once.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const waitFor = (
+  name: string,
+  condition: Shutdown.Condition,
+  options: WaitOptions = {}
+): Effect.Effect<void, DrainError, Shutdown.Shutdown> =>
+  Effect.gen(function*() {
+    if (!(typeof name === "string" && name.trim().length > 0)) {
+      return yield* invalid(`name must be a non-empty string, got ${JSON.stringify(name)}`)
+    }
+    const pollMs = toMillis(options.pollInterval ?? defaults.pollInterval)
+    if (!(pollMs! > 0)) {
+      return yield* invalid(`pollInterval must be a duration above zero, got ${JSON.stringify(options.pollInterval)}`)
+    }
+    const timeoutMs = options.timeout === undefined ? undefined : toMillis(options.timeout)
+    if (options.timeout !== undefined && !(timeoutMs! > 0)) {
+      return yield* invalid(`timeout must be a duration above zero, got ${JSON.stringify(options.timeout)}`)
+    }
+    const shutdown = yield* Shutdown.Shutdown
+    const clock = yield* Clock.Clock
+    let section: { met?: boolean; waitedMs?: number; forced?: boolean } = {}
+    yield* shutdown.addSection(`wait ${name}`, () => ({ met: false, ...section }))
+    yield* shutdown.addStep(
+      name,
+      Effect.suspend(() => {
+        const start = clock.currentTimeMillisUnsafe()
+        const record = (met: boolean) =>
+          Effect.sync(() => {
+            section = { met, waitedMs: clock.currentTimeMillisUnsafe() - start, forced: shutdown.isForcedUnsafe() }
+          })
+        return shutdown.wait(condition, {
+          pollInterval: pollMs!,
+          ...(timeoutMs === undefined ? {} : { timeout: timeoutMs })
+        }).pipe(
+          // The step's deadline and the wait's are the same instant: whichever
+          // wins, the section says the condition was not met.
+          Effect.onInterrupt(() => record(false)),
+          Effect.tap(record),
+          // Not met: run into the step's deadline so the report says timedOut.
+          Effect.flatMap((met) => met ? Effect.void : Effect.never)
+        )
+      }),
+      { phase: "drain", ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }) }
+    )
+  })
