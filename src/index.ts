@@ -16,3 +16,5 @@ export * as ShutdownReport from "./ShutdownReport.ts"
 export * as ShutdownConfig from "./ShutdownConfig.ts"
 /** @since 0.1.0 */
 export * as Drain from "./Drain.ts"
+/** @since 0.1.0 */
+export * as Worker from "./Worker.ts"

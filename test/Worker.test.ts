@@ -1,0 +1,411 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Deferred, Effect, Option, Queue, Schedule, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
+import { Drain, Shutdown, ShutdownReport, Worker } from "../src/index.ts"
+import { TestShutdown } from "../src/testing/index.ts"
+
+const section = (report: ShutdownReport.ShutdownReport, name: string): Record<string, unknown> => {
+  const found = report.sections.find((s) => s.name === name)
+  assert.isDefined(found, `no section named ${name}; have ${report.sections.map((s) => s.name).join(", ")}`)
+  return found!.data as Record<string, unknown>
+}
+
+const stepNamed = (report: ShutdownReport.ShutdownReport, name: string) => {
+  const step = ShutdownReport.steps(report).find((s) => s.name === name)
+  assert.isDefined(step, `no step named ${name}`)
+  return step!
+}
+
+/** 20 s budget, 2 s to stop accepting, 10 s to drain: soft deadline at 8 s into the drain. */
+const budget = { timeout: "20 seconds", stopAccepting: "2 seconds", drain: "10 seconds" } as const
+
+const withShutdown = <A, E>(
+  options: Shutdown.Options,
+  f: (t: TestShutdown.TestShutdown) => Effect.Effect<A, E, Shutdown.Shutdown | Scope.Scope>
+) =>
+  Effect.flatMap(TestShutdown.make(options), (t) => Effect.provideService(f(t), Shutdown.Shutdown, t.shutdown))
+
+/** Everything left in a queue, without waiting. */
+const drainQueue = <A>(queue: Queue.Queue<A>) =>
+  Effect.gen(function*() {
+    const left: Array<A> = []
+    while (true) {
+      const next = yield* Queue.poll(queue)
+      if (Option.isNone(next)) return left
+      left.push(next.value)
+    }
+  })
+
+describe("Worker.make", () => {
+  it.effect("processes queue items with bounded concurrency", () =>
+    withShutdown(budget, ({ runToReport }) =>
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<number>()
+        let running = 0
+        let peak = 0
+        const done: Array<number> = []
+        const worker = yield* Worker.make("jobs", {
+          take: queue,
+          concurrency: 3,
+          process: (n) =>
+            Effect.gen(function*() {
+              peak = Math.max(peak, ++running)
+              yield* Effect.sleep("1 second")
+              running--
+              done.push(n)
+            })
+        })
+        yield* Queue.offerAll(queue, [1, 2, 3, 4, 5, 6, 7])
+        yield* TestClock.adjust("3 seconds")
+        assert.deepStrictEqual(done.sort(), [1, 2, 3, 4, 5, 6, 7])
+        assert.strictEqual(peak, 3)
+        const report = yield* runToReport({ reason: "x" })
+        const data = section(report, "worker jobs")
+        assert.deepStrictEqual([data.taken, data.completed, data.inFlight, data.state, data.stoppedBy], [7, 7, 0, "stopped", "shutdown"])
+        assert.strictEqual(stepNamed(report, "jobs: stop taking").phase, "stopAccepting")
+        assert.strictEqual(stepNamed(report, "jobs").phase, "drain")
+        assert.strictEqual((yield* worker.stats).taken, 7)
+      })))
+
+  it.effect("stops taking when stopAccepting starts; items in hand finish in drain, before cleanup; the rest stays queued", () =>
+    withShutdown(budget, ({ runToReport, shutdown }) =>
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<string>()
+        const log: Array<string> = []
+        const started = yield* Deferred.make<void>()
+        yield* Worker.make("jobs", {
+          take: queue,
+          concurrency: 2,
+          process: (item) =>
+            Effect.gen(function*() {
+              log.push(`start ${item}`)
+              if (item === "b") yield* Deferred.succeed(started, undefined)
+              yield* Effect.sleep("3 seconds")
+              log.push(`done ${item}`)
+            })
+        })
+        yield* shutdown.addStep("close db", Effect.sync(() => void log.push("close db")))
+        yield* Queue.offerAll(queue, ["a", "b", "c", "d"])
+        yield* Deferred.await(started)
+        const report = yield* runToReport({ reason: "deploy" })
+        assert.deepStrictEqual(log, ["start a", "start b", "done a", "done b", "close db"])
+        assert.deepStrictEqual(yield* drainQueue(queue), ["c", "d"])
+        const data = section(report, "worker jobs")
+        assert.deepStrictEqual([data.taken, data.completed, data.requeued], [2, 2, 0])
+      })))
+
+  it.effect("at the soft deadline an item checkpoints and is handed back with reason requested", () =>
+    withShutdown(budget, ({ runToReport }) =>
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<string>()
+        const requeued: Array<string> = []
+        const started = yield* Deferred.make<void>()
+        yield* Worker.make("jobs", {
+          take: queue,
+          requeue: (item, reason) => Effect.sync(() => void requeued.push(`${item}:${reason}`)),
+          process: (item) =>
+            Deferred.succeed(started, undefined).pipe(
+              Effect.andThen(Effect.sleep("1 minute")),
+              Effect.as("done" as const),
+              Drain.untilWrapUp(Effect.succeed(Worker.Requeue))
+            ).pipe(Effect.tap(() => Effect.log(`item ${item} ended`)))
+        })
+        yield* Queue.offer(queue, "long")
+        yield* Deferred.await(started)
+        const report = yield* runToReport({ reason: "x" })
+        assert.deepStrictEqual(requeued, ["long:requested"])
+        const data = section(report, "worker jobs")
+        assert.deepStrictEqual([data.requeued, data.wrappedUp, data.interrupted, data.completed], [1, 1, 0, 0])
+        assert.strictEqual(stepNamed(report, "jobs").outcome, "ok")
+      })))
+
+  it.effect("at the hard deadline an item is interrupted, its checkpoint finalizer runs, then it goes back into the queue", () =>
+    withShutdown(budget, ({ runToReport, shutdown }) =>
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<string>()
+        const log: Array<string> = []
+        const started = yield* Deferred.make<void>()
+        yield* Worker.make("jobs", {
+          take: queue,
+          process: (item) =>
+            Deferred.succeed(started, undefined).pipe(
+              Effect.andThen(Effect.never),
+              Effect.onInterrupt(() => Effect.sync(() => void log.push(`checkpoint ${item}`)))
+            )
+        })
+        yield* shutdown.addStep("close db", Effect.flatMap(Queue.size(queue), (n) => Effect.sync(() => void log.push(`close db, ${n} queued`))))
+        yield* Queue.offer(queue, "stuck")
+        yield* Deferred.await(started)
+        const report = yield* runToReport({ reason: "x" })
+        assert.deepStrictEqual(log, ["checkpoint stuck", "close db, 1 queued"])
+        assert.deepStrictEqual(yield* drainQueue(queue), ["stuck"])
+        const data = section(report, "worker jobs")
+        assert.deepStrictEqual([data.taken, data.requeued, data.interrupted, data.inFlight], [1, 1, 1, 0])
+        assert.strictEqual(stepNamed(report, "jobs").outcome, "timedOut")
+      })))
+
+  it.effect("a second signal interrupts items in hand at once; they are handed back", () =>
+    withShutdown(budget, ({ runToReport, shutdown }) =>
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<number>()
+        const requeued: Array<string> = []
+        const started = yield* Deferred.make<void>()
+        yield* Worker.make("jobs", {
+          take: queue,
+          concurrency: 2,
+          requeue: (item, reason) => Effect.sync(() => void requeued.push(`${item}:${reason}`)),
+          process: () => Effect.andThen(Deferred.succeed(started, undefined), Effect.sleep("1 minute"))
+        })
+        yield* Queue.offerAll(queue, [1, 2, 3])
+        yield* Deferred.await(started)
+        yield* Effect.forkChild(Effect.gen(function*() {
+          yield* shutdown.awaitStart
+          yield* Effect.sleep("1 second")
+          shutdown.forceUnsafe("SIGTERM")
+        }))
+        const report = yield* runToReport({ reason: "SIGTERM" })
+        assert.deepStrictEqual(requeued.sort(), ["1:interrupted", "2:interrupted"])
+        assert.deepStrictEqual(yield* drainQueue(queue), [3])
+        assert.isBelow(report.durationMs, 2000)
+        assert.strictEqual(report.forced?.signal, "SIGTERM")
+      })))
+
+  it.effect("a failing item is counted failed, not retried; a failing requeue is counted and logged", () =>
+    withShutdown(budget, ({ runToReport }) =>
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<string>()
+        const started = yield* Deferred.make<void>()
+        yield* Worker.make("jobs", {
+          take: queue,
+          concurrency: 2,
+          requeue: () => Effect.fail("broker down"),
+          process: (item) =>
+            item === "bad" ? Effect.fail("boom") : Effect.andThen(Deferred.succeed(started, undefined), Effect.never)
+        })
+        yield* Queue.offerAll(queue, ["bad", "stuck"])
+        yield* Deferred.await(started)
+        const report = yield* runToReport({ reason: "x" })
+        const data = section(report, "worker jobs")
+        assert.deepStrictEqual([data.taken, data.failed, data.requeueFailed, data.requeued], [2, 1, 1, 0])
+      })))
+
+  it.effect("any take effect works; it ends the worker when it fails", () =>
+    withShutdown(budget, ({ runToReport }) =>
+      Effect.gen(function*() {
+        let next = 0
+        const done: Array<number> = []
+        const worker = yield* Worker.make("poller", {
+          take: Effect.suspend(() => next < 3 ? Effect.succeed(next++) : Effect.fail("no more")),
+          requeue: () => Effect.void,
+          process: (n) => Effect.sync(() => void done.push(n))
+        })
+        yield* worker.awaitStopped
+        assert.deepStrictEqual(done, [0, 1, 2])
+        const report = yield* runToReport({ reason: "x" })
+        assert.deepStrictEqual(
+          [section(report, "worker poller").stoppedBy, section(report, "worker poller").takeFailure],
+          ["takeFailed", "no more"]
+        )
+      })))
+
+  it.effect("an ended queue stops the worker (takeFailure: done)", () =>
+    withShutdown(budget, () =>
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<number, any>()
+        const worker = yield* Worker.make("jobs", { take: queue, process: () => Effect.void })
+        yield* Queue.offerAll(queue, [1, 2])
+        yield* Queue.end(queue)
+        yield* worker.awaitStopped
+        const stats = yield* worker.stats
+        assert.deepStrictEqual([stats.completed, stats.stoppedBy, stats.takeFailure], [2, "takeFailed", "done"])
+      })))
+
+  it.effect("bad options fail with a WorkerError naming the value", () =>
+    withShutdown(budget, () =>
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<number>()
+        const process = () => Effect.void
+        const zero = yield* Effect.flip(Worker.make("a", { take: queue, process, concurrency: 0 }))
+        assert.include(zero.message, "concurrency must be an integer of 1 or more, got 0")
+        const half = yield* Effect.flip(Worker.make("b", { take: queue, process, concurrency: 1.5 }))
+        assert.include(half.message, "got 1.5")
+        const noRequeue = yield* Effect.flip(Worker.make("c", { take: Effect.succeed(1), process }))
+        assert.include(noRequeue.message, "requeue is required")
+        const sliding = yield* Queue.sliding<number>(2)
+        const slide = yield* Effect.flip(Worker.make("d", { take: sliding, process }))
+        assert.include(slide.message, "sliding")
+        const soft = yield* Effect.flip(Worker.make("e", { take: queue, process, softRatio: 2 }))
+        assert.strictEqual(soft._tag, "DrainError")
+        assert.strictEqual(Worker.defaults.concurrency, 1)
+      })))
+})
+
+describe("Worker.repeat", () => {
+  it.effect("stops at the next iteration boundary: the iteration in progress finishes during drain", () =>
+    withShutdown(budget, ({ runToReport }) =>
+      Effect.gen(function*() {
+        const log: Array<string> = []
+        let n = 0
+        const inside = yield* Deferred.make<void>()
+        const task = yield* Worker.repeat(
+          "sync",
+          Effect.gen(function*() {
+            const i = ++n
+            log.push(`start ${i}`)
+            if (i === 3) yield* Deferred.succeed(inside, undefined)
+            yield* Effect.sleep("2 seconds")
+            log.push(`end ${i}`)
+          }),
+          { schedule: Schedule.spaced("1 second") }
+        )
+        yield* TestClock.adjust("6 seconds") // iterations 1 and 2 done (0-2, 3-5), 3 starts at 6 s
+        yield* Deferred.await(inside)
+        yield* TestClock.adjust("1 second") // mid-iteration 3
+        const report = yield* runToReport({ reason: "x" })
+        assert.deepStrictEqual(log, ["start 1", "end 1", "start 2", "end 2", "start 3", "end 3"])
+        assert.deepStrictEqual(section(report, "repeat sync"), {
+          iterations: 3,
+          state: "stopped",
+          endedBy: "shutdown",
+          completed: 3,
+          wrappedUp: 0,
+          interrupted: 0
+        })
+        assert.strictEqual(stepNamed(report, "sync: stop repeating").phase, "stopAccepting")
+        assert.strictEqual((yield* task.stats).iterations, 3)
+      })))
+
+  it.effect("an iteration longer than the drain allowance is interrupted at the hard deadline", () =>
+    withShutdown(budget, ({ runToReport }) =>
+      Effect.gen(function*() {
+        const inside = yield* Deferred.make<void>()
+        const log: Array<string> = []
+        yield* Worker.repeat(
+          "export",
+          Deferred.succeed(inside, undefined).pipe(
+            Effect.andThen(Effect.sleep("1 hour")),
+            Effect.onInterrupt(() => Effect.sync(() => void log.push("checkpoint")))
+          ),
+          { schedule: Schedule.forever }
+        )
+        yield* Deferred.await(inside)
+        const report = yield* runToReport({ reason: "x" })
+        assert.deepStrictEqual(log, ["checkpoint"])
+        assert.strictEqual(section(report, "repeat export").interrupted, 1)
+        assert.strictEqual(stepNamed(report, "export").outcome, "timedOut")
+      })))
+
+  it.effect("a failing iteration ends the loop, as Effect.repeat does", () =>
+    withShutdown(budget, ({ runToReport }) =>
+      Effect.gen(function*() {
+        let n = 0
+        const task = yield* Worker.repeat(
+          "flaky",
+          Effect.suspend(() => ++n === 2 ? Effect.fail("bad row") : Effect.void),
+          { schedule: Schedule.spaced("1 second") }
+        )
+        yield* TestClock.adjust("5 seconds")
+        yield* task.awaitEnded
+        const report = yield* runToReport({ reason: "x" })
+        const data = section(report, "repeat flaky")
+        assert.deepStrictEqual([data.iterations, data.endedBy, data.failure], [2, "failed", "bad row"])
+      })))
+})
+
+describe("Worker: no item lost or processed twice (property)", () => {
+  type Mode = "plain" | "checkpoints" | "fails"
+  interface Case {
+    readonly items: ReadonlyArray<{ readonly durationMs: number; readonly offerAtMs: number; readonly mode: Mode }>
+    readonly concurrency: number
+    readonly shutdownAtMs: number
+    readonly forceAtMs: number | null
+    readonly requeueIntoQueue: boolean
+  }
+
+  const arbitrary: fc.Arbitrary<Case> = fc.record({
+    items: fc.array(
+      fc.record({
+        durationMs: fc.integer({ min: 0, max: 5000 }),
+        offerAtMs: fc.integer({ min: 0, max: 4000 }),
+        mode: fc.constantFrom<Mode>("plain", "plain", "checkpoints", "fails")
+      }),
+      { minLength: 1, maxLength: 15 }
+    ),
+    concurrency: fc.integer({ min: 1, max: 4 }),
+    shutdownAtMs: fc.integer({ min: 0, max: 8000 }),
+    forceAtMs: fc.option(fc.integer({ min: 0, max: 16_000 }), { freq: 2 }),
+    requeueIntoQueue: fc.boolean()
+  })
+
+  const runCase = (c: Case) =>
+    Effect.gen(function*() {
+      // 10 s budget: 1 s stopAccepting, 3 s drain (soft deadline at 2.4 s).
+      const t = yield* TestShutdown.make({ timeout: "10 seconds", stopAccepting: "1 second", drain: "3 seconds" })
+      const queue = yield* Queue.unbounded<number>()
+      const starts = new Map<number, number>()
+      const completed: Array<number> = []
+      const failed: Array<number> = []
+      const requeued: Array<number> = []
+      const worker = yield* Worker.make<number, never>("w", {
+        take: queue,
+        concurrency: c.concurrency,
+        ...(c.requeueIntoQueue ? {} : { requeue: (i: number) => Effect.sync(() => void requeued.push(i)) }),
+        process: (i) =>
+          Effect.gen(function*() {
+            starts.set(i, (starts.get(i) ?? 0) + 1)
+            const item = c.items[i]!
+            if (item.mode === "checkpoints") {
+              const finished = yield* Effect.sleep(item.durationMs).pipe(
+                Effect.as(true),
+                Drain.untilWrapUp(Effect.succeed(false))
+              )
+              if (!finished) return Worker.Requeue
+            } else yield* Effect.sleep(item.durationMs)
+            if (item.mode === "fails") {
+              failed.push(i)
+              return yield* Effect.fail("boom")
+            }
+            completed.push(i)
+          })
+      }).pipe(Effect.provideService(Shutdown.Shutdown, t.shutdown))
+      // Producer: offers each item at its instant, before or after the shutdown.
+      yield* Effect.forkDetach(Effect.forEach(
+        c.items.map((item, i) => [item.offerAtMs, i] as const).sort((a, b) => a[0] - b[0]),
+        ([at, i]) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.andThen(Effect.sleep(Math.max(0, at - now)), Queue.offer(queue, i))),
+        { discard: true }
+      ))
+      if (c.forceAtMs !== null) {
+        yield* Effect.forkDetach(Effect.andThen(Effect.sleep(c.forceAtMs), Effect.sync(() => t.shutdown.forceUnsafe("SIGTERM"))))
+      }
+      yield* TestClock.adjust(c.shutdownAtMs)
+      const report = yield* t.runToReport({ reason: "prop" })
+      // Let the producer finish: items offered after the shutdown stay queued.
+      yield* TestClock.adjust("10 seconds")
+      const left = yield* drainQueue(queue)
+      const stats = yield* worker.stats
+      const offered = c.items.map((_, i) => i)
+      const outcomes = [...completed, ...failed, ...(c.requeueIntoQueue ? [] : requeued), ...left].sort((a, b) => a - b)
+      const ok = JSON.stringify(outcomes) === JSON.stringify(offered) &&
+        [...starts.values()].every((n) => n === 1) &&
+        stats.inFlight === 0 && stats.requeueFailed === 0 &&
+        stats.taken === stats.completed + stats.failed + stats.requeued &&
+        stats.completed === completed.length && stats.failed === failed.length &&
+        section(report, "worker w").taken === stats.taken
+      if (!ok) {
+        return yield* Effect.die(
+          new Error(`outcomes ${JSON.stringify({ outcomes, completed, failed, requeued, left, stats, starts: [...starts] })}`)
+        )
+      }
+    }).pipe(Effect.scoped, Effect.provide(TestClock.layer()))
+
+  it("every item submitted ends exactly once: completed, failed, handed back, or still queued", async () => {
+    await fc.assert(
+      fc.asyncProperty(arbitrary, (c) => Effect.runPromise(runCase(c))),
+      { numRuns: 80 }
+    )
+  })
+})
+
+
+
