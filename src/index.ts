@@ -18,3 +18,5 @@ export * as ShutdownConfig from "./ShutdownConfig.ts"
 export * as Drain from "./Drain.ts"
 /** @since 0.1.0 */
 export * as Worker from "./Worker.ts"
+/** @since 0.1.0 */
+export * as Health from "./Health.ts"
