@@ -25,6 +25,7 @@
  */
 import { Clock, Context, Data, Deferred, Duration, Effect, Exit, Fiber, Cause, Scope } from "effect"
 import { formatMillis, toMillis } from "./internal/duration.ts"
+import { isPhaseScope } from "./internal/phaseScope.ts"
 import * as Shutdown from "./Shutdown.ts"
 
 /**
@@ -564,11 +565,15 @@ export const make = (
         Effect.asVoid(drain.awaitClosed)
       )
     )
-    yield* Effect.addFinalizer(() =>
-      shutdown.isShuttingDownUnsafe()
-        ? Effect.void
-        : drain.closeWithin(settings.timeoutMs ?? shutdown.budget.phasesMs.drain)
-    )
+    // A phase scope of the Shutdown itself (the layer's `Scope`) only closes
+    // during the shutdown, after the drain step: nothing to add there.
+    if (!isPhaseScope(shutdown, yield* Scope.Scope)) {
+      yield* Effect.addFinalizer(() =>
+        shutdown.isShuttingDownUnsafe()
+          ? Effect.void
+          : drain.closeWithin(settings.timeoutMs ?? shutdown.budget.phasesMs.drain)
+      )
+    }
     return drain as Drain
   })
 

@@ -16,8 +16,9 @@
  *
  * @since 0.1.0
  */
-import { Cause, Data, Deferred, Effect, Exit, Fiber, Queue, type Schedule, type Scope } from "effect"
+import { Cause, Data, Deferred, Effect, Exit, Fiber, Queue, type Schedule, Scope } from "effect"
 import * as Drain from "./Drain.ts"
+import { isPhaseScope } from "./internal/phaseScope.ts"
 import { describeCause } from "./internal/runStep.ts"
 import type * as Phase from "./Phase.ts"
 import * as Shutdown from "./Shutdown.ts"
@@ -310,7 +311,9 @@ export const make = <A, R = never>(
     yield* shutdown.addStep(`${name}: stop taking`, stopWith("shutdown"), { phase: "stopAccepting" })
     // Runs before the drain's own Scope finalizer (added earlier), so the
     // worker stops taking before its drain closes.
-    yield* Effect.addFinalizer(() => shutdown.isShuttingDownUnsafe() ? Effect.void : stopWith("scope"))
+    if (!isPhaseScope(shutdown, yield* Scope.Scope)) {
+      yield* Effect.addFinalizer(() => shutdown.isShuttingDownUnsafe() ? Effect.void : stopWith("scope"))
+    }
 
     return {
       name,
@@ -452,7 +455,9 @@ export const repeat = <A, E, R, Out, SE, SR>(
       return rest
     })
     yield* shutdown.addStep(`${name}: stop repeating`, stopWith("shutdown"), { phase: stopPhase })
-    yield* Effect.addFinalizer(() => shutdown.isShuttingDownUnsafe() ? Effect.void : stopWith("scope"))
+    if (!isPhaseScope(shutdown, yield* Scope.Scope)) {
+      yield* Effect.addFinalizer(() => shutdown.isShuttingDownUnsafe() ? Effect.void : stopWith("scope"))
+    }
     return {
       name,
       drain,
