@@ -2,8 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, Option, Queue, Schedule, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
+import * as path from "node:path"
 import { Drain, Shutdown, ShutdownReport, Worker } from "../src/index.ts"
-import { TestShutdown } from "../src/testing/index.ts"
+import { ChildProcess, TestShutdown } from "../src/testing/index.ts"
 
 const section = (report: ShutdownReport.ShutdownReport, name: string): Record<string, unknown> => {
   const found = report.sections.find((s) => s.name === name)
@@ -409,3 +410,46 @@ describe("Worker: no item lost or processed twice (property)", () => {
 
 
 
+
+describe("Worker under a real SIGTERM (child process)", () => {
+  it("stops mid-loop: exit 0, phases in order, every taken item completed or requeued, the rest still queued", async () => {
+    const child = ChildProcess.spawn(path.join(import.meta.dirname, "fixtures", "worker_sigterm.ts"))
+    await child.waitFor(/^ready \d+/)
+    child.signal("SIGTERM")
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 0, exit.output)
+    const lines = exit.output.split("\n")
+    const at = (needle: string) => {
+      const i = lines.findIndex((l) => l.includes(needle))
+      assert.isAtLeast(i, 0, `no line with "${needle}" in:\n${exit.output}`)
+      return i
+    }
+    // Order: stop taking, then the drain (checkpoint at the soft deadline,
+    // interruption at the hard one), then cleanup sees the queue.
+    const order = [
+      "shutting down: signal SIGTERM",
+      "\"jobs: stop taking\" done",
+      "checkpoint slow",
+      "requeued slow requested",
+      "checkpoint stubborn",
+      "requeued stubborn interrupted",
+      "drain 2/2 \"jobs\" timed out",
+      "left ",
+      "shutdown complete"
+    ].map(at)
+    assert.deepStrictEqual(order, [...order].sort((a, b) => a - b), exit.output)
+    const items = ["slow", "stubborn", ...Array.from({ length: 30 }, (_, i) => `q${i + 1}`)]
+    const started = lines.filter((l) => l.startsWith("start ")).map((l) => l.slice(6))
+    const done = lines.filter((l) => l.startsWith("done ")).map((l) => l.slice(5))
+    const requeued = lines.filter((l) => l.startsWith("requeued ")).map((l) => l.split(" ")[1]!)
+    const left = lines.find((l) => l.startsWith("left "))!.slice(5).split(",").filter((x) => x !== "")
+    // Each started item ended exactly once, and started + never taken = all.
+    assert.deepStrictEqual([...done, ...requeued].sort(), [...started].sort())
+    assert.deepStrictEqual([...started, ...left].sort(), [...items].sort())
+    assert.deepStrictEqual(requeued.sort(), ["slow", "stubborn"])
+    const report = JSON.parse(lines.find((l) => l.startsWith("[winddown] report "))!.slice("[winddown] report ".length))
+    const worker = report.sections.find((s: { name: string }) => s.name === "worker jobs").data
+    assert.strictEqual(worker.taken, started.length)
+    assert.deepStrictEqual([worker.completed, worker.requeued, worker.inFlight], [done.length, 2, 0])
+  }, 30_000)
+})
