@@ -367,6 +367,8 @@ const makeImpl = (
     isRequestedUnsafe: () => wrapUpRequested
   }
 
+  const contexts = new WeakMap<Context.Context<never>, Context.Context<never>>()
+
   const statsUnsafe = (): Stats => ({
     name,
     state,
@@ -397,10 +399,14 @@ const makeImpl = (
       if (state !== "open" || shutdown.isForcedUnsafe()) return Effect.fail(refuse())
       counts.accepted++
       // Forked synchronously, so that accepting and tracking are one step: no
-      // close can slip between them.
-      const fiber = Effect.runForkWith(parent.context as Context.Context<R>)(
-        Effect.provideService(effect, WrapUp, signal)
-      )
+      // close can slip between them. The unit's context is the caller's plus
+      // the wrap-up signal, built once per caller context.
+      let context = contexts.get(parent.context)
+      if (context === undefined) {
+        context = Context.add(parent.context, WrapUp, signal)
+        contexts.set(parent.context, context)
+      }
+      const fiber = Effect.runForkWith(context as Context.Context<R>)(effect)
       const exit = fiber.pollUnsafe()
       if (exit === undefined) {
         fibers.add(fiber)
