@@ -100,6 +100,13 @@ export interface Service {
   /** Time left in the current phase's allowance (the whole budget before the shutdown starts). */
   readonly phaseRemaining: Effect.Effect<Duration.Duration>
   /**
+   * Inside a step: the time it may still spend waiting and still have a
+   * moment to act on the outcome (its deadline, less a tenth of the time left,
+   * at most `forcedStepTimeout`). Outside a step: like `phaseRemaining`;
+   * before the shutdown: infinite.
+   */
+  readonly stepRemaining: Effect.Effect<Duration.Duration>
+  /**
    * True when `condition` held before the deadline, false when the deadline
    * passed or the shutdown was forced first.
    */
@@ -274,6 +281,9 @@ const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
     status: Effect.sync(() => engine.status),
     remaining: Effect.sync(() => msToDuration(remainingMillisUnsafe())),
     phaseRemaining: Effect.sync(() => msToDuration(phaseRemainingMs())),
+    stepRemaining: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.map(defaultWaitDeadline(now), (deadline) =>
+        deadline === Infinity ? Duration.infinity : msToDuration(deadline - now))),
     wait,
     awaitReport: Deferred.await(engine.report),
     addSection: (name, data) => Effect.sync(() => void engine.sections.set(name, data)),

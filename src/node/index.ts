@@ -6,3 +6,5 @@
 
 /** @since 0.1.0 */
 export * as NodeShutdown from "./NodeShutdown.ts"
+/** @since 0.1.0 */
+export * as NodeHttpDrain from "./NodeHttpDrain.ts"

@@ -437,17 +437,21 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
   }
 
   const stopAccepting = async (): Promise<void> => {
+    // All in one tick, listener first: a client told "Connection: close" or
+    // whose idle socket is ended reconnects only after this tick, and finds
+    // the port closed (ECONNREFUSED) rather than a queued connection that the
+    // closing listener would reset.
+    if (!disposed && srv.listening) {
+      // The listening handle only: http.Server#close would also run the racy
+      // closeIdleConnections(). The handle is closed synchronously; the 'close'
+      // event itself waits for every connection, so it is not awaited here.
+      net.Server.prototype.close.call(srv)
+    }
     beginClosing()
     if (disposed) return
     if (!idleClosing) {
       idleClosing = true
       sweep()
-    }
-    if (srv.listening) {
-      // The listening handle only: http.Server#close would also run the racy
-      // closeIdleConnections(). The handle is closed synchronously; the 'close'
-      // event itself waits for every connection, so it is not awaited here.
-      net.Server.prototype.close.call(srv)
     }
   }
 

@@ -1,0 +1,210 @@
+/**
+ * HTTP drain for the Shutdown phases: effect's `NodeHttpServer` (routers) or
+ * any existing Node server (Express, Fastify's `server`, Koa, http2) stops
+ * well during a rolling deploy.
+ *
+ * From the first signal every HTTP/1.1 response carries `Connection: close`
+ * and HTTP/2 sessions get GOAWAY; in `stopAccepting` the listener closes and
+ * idle keep-alive sockets are closed once idle for a short grace (so a request
+ * the client just sent on them is served, not reset); in `drain` requests in
+ * flight finish within the allowance, then their fibers are interrupted (503)
+ * and the remaining sockets destroyed.
+ *
+ * @since 0.1.0
+ */
+import { NodeHttpServer } from "@effect/platform-node"
+import { Duration, Effect, Exit, Layer, Scope } from "effect"
+import type { HttpServerError } from "effect/http"
+import * as http from "node:http"
+import type * as stream from "node:stream"
+import * as Budget from "../Budget.ts"
+import { formatMillis, type Input as DurationInput, toMillis } from "../internal/duration.ts"
+import * as Shutdown from "../Shutdown.ts"
+import * as HttpDrain from "./internal/HttpDrain.ts"
+
+/**
+ * Options of the drain.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DrainOptions {
+  /**
+   * A keep-alive socket idle for this long is closed as soon as the listener
+   * closes; one used more recently gets the rest of this grace, and a request
+   * arriving in it is served with `Connection: close`.
+   */
+  readonly idleGrace?: DurationInput | undefined
+  /** Send `Connection: close` on every HTTP/1.1 response from the first signal on. */
+  readonly connectionClose?: boolean | undefined
+  /** The most the HTTP drain may take; the drain phase's allowance always applies. */
+  readonly drainTimeout?: DurationInput | undefined
+  /** Called for each upgraded connection (WebSocket) when closing starts: end it gracefully (close code 1001). */
+  readonly onUpgraded?: ((socket: stream.Duplex, request: http.IncomingMessage) => void) | undefined
+  /** The name of the steps and report section. */
+  readonly name?: string | undefined
+}
+
+/**
+ * The defaults, from the engine's own.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaults = {
+  idleGrace: `${HttpDrain.defaults.idleGraceMs} millis`,
+  connectionClose: HttpDrain.defaults.connectionClose,
+  drainTimeout: "the drain phase allowance",
+  name: "http"
+} as const
+
+/**
+ * A server under drain.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Drained {
+  readonly server: HttpDrain.DrainableServer
+  readonly stats: () => HttpDrain.HttpDrainStats
+}
+
+/**
+ * Put an existing Node server under the Shutdown: `Connection: close` from
+ * the first signal, listener closed in `stopAccepting`, requests drained in
+ * `drain`, leftover sockets destroyed at the end of the drain. Call it before
+ * the server starts listening, so every connection is tracked.
+ *
+ * `onDrained` runs when the drain ends, before leftover sockets are destroyed
+ * (the effect server uses it to interrupt its request fibers).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const adopt = (
+  server: HttpDrain.DrainableServer,
+  options: DrainOptions = {},
+  onDrained: Effect.Effect<void> = Effect.void
+): Effect.Effect<Drained, Budget.BudgetError, Shutdown.Shutdown> =>
+  Effect.gen(function*() {
+    const shutdown = yield* Shutdown.Shutdown
+    const name = options.name ?? defaults.name
+    const idleGraceMs = toMillis(options.idleGrace ?? defaults.idleGrace)
+    const drainTimeoutMs = options.drainTimeout === undefined ? Infinity : toMillis(options.drainTimeout)
+    if (idleGraceMs === undefined || idleGraceMs < 0) {
+      return yield* invalidOption(`idleGrace must be a duration of zero or more, got ${JSON.stringify(options.idleGrace)}`)
+    }
+    if (drainTimeoutMs === undefined || !(drainTimeoutMs > 0)) {
+      return yield* invalidOption(`drainTimeout must be a duration above zero, got ${JSON.stringify(options.drainTimeout)}`)
+    }
+    const engine = HttpDrain.adopt(server, {
+      idleGraceMs,
+      connectionClose: options.connectionClose ?? defaults.connectionClose,
+      ...(options.onUpgraded ? { onUpgradedClose: options.onUpgraded } : {})
+    })
+    let destroyed = 0
+    let drained: boolean | undefined
+
+    // Everything lives in the Shutdown's phases, not in the caller's scope:
+    // the program's own scope closes at the first signal, long before the
+    // drain. With a pre-stop delay, Connection: close starts at the signal so
+    // clients move to another replica while this one still answers. Without
+    // one it starts with the listener close, in the same tick: clients told to
+    // reconnect a few ms before the listener closes would land in the kernel's
+    // accept queue, and closing the listener resets those connections.
+    if (shutdown.budget.phasesMs.preStop > 0) {
+      yield* shutdown.addStep(`${name}: connection close`, Effect.sync(() => engine.beginClosing()), {
+        phase: "readiness"
+      })
+    }
+    yield* shutdown.addStep(`${name}: close listener`, Effect.promise(() => engine.stopAccepting()), {
+      phase: "stopAccepting"
+    })
+    const drainRequests = Effect.gen(function*() {
+      const left = Math.min(drainTimeoutMs, Duration.toMillis(yield* shutdown.stepRemaining))
+      const before = engine.stats()
+      yield* Effect.logInfo(
+        `[winddown] ${name}: draining ${before.activeRequests} requests on ${before.connections} connections, up to ${
+          formatMillis(left)
+        }`
+      )
+      drained = yield* Effect.promise(() => engine.drain(left))
+      if (!drained) {
+        const after = engine.stats()
+        return yield* Effect.fail(
+          new Error(
+            `${after.activeRequests} requests on ${after.connections} connections still running after ${
+              formatMillis(left)
+            }: interrupted and their sockets destroyed`
+          )
+        )
+      }
+    })
+    const finish = onDrained.pipe(
+      Effect.andThen(Effect.sync(() => {
+        destroyed += engine.destroyAll()
+        engine.dispose()
+      }))
+    )
+    yield* shutdown.addStep(`${name}: drain requests`, Effect.ensuring(drainRequests, finish), {
+      phase: "drain",
+      ...(options.drainTimeout === undefined ? {} : { timeout: options.drainTimeout })
+    })
+    yield* shutdown.addSection(name, () => ({ ...engine.stats(), drained: drained ?? false, destroyed }))
+    return { server, stats: engine.stats }
+  })
+
+const invalidOption = (message: string) => Effect.fail(new Budget.BudgetError({ reason: "InvalidOption", message }))
+
+/**
+ * Listen options of {@link layer}: `NodeHttpServer`'s own (port, host ...)
+ * plus the drain's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LayerOptions extends DrainOptions {
+  readonly port?: number | undefined
+  readonly host?: string | undefined
+  /** Create the server (e.g. `https.createServer(tls)`, `http2.createServer()`). Default `http.createServer()`. */
+  readonly createServer?: (() => HttpDrain.DrainableServer) | undefined
+}
+
+/**
+ * Serve an effect HTTP app under the Shutdown: builds `serve` (e.g.
+ * `HttpRouter.serve(routes)`) on a `NodeHttpServer` whose lifetime the
+ * Shutdown owns, so the listener closes in `stopAccepting` and requests keep
+ * being handled until the drain ends, even though the program's fiber is
+ * interrupted at the first signal.
+ *
+ * ```ts
+ * const HttpLive = NodeHttpDrain.layer(HttpRouter.serve(routes), { port: 3000 })
+ * NodeRuntime.runMain(Layer.launch(HttpLive).pipe(Effect.provide(NodeShutdown.layer())))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <E, R>(
+  serve: Layer.Layer<never, E, R>,
+  options: LayerOptions = {}
+): Layer.Layer<
+  never,
+  E | Budget.BudgetError | HttpServerError.ServeError,
+  Exclude<R, Layer.Success<ReturnType<typeof NodeHttpServer.layer>>> | Shutdown.Shutdown
+> =>
+  Layer.effectDiscard(
+    Effect.gen(function*() {
+      const server = (options.createServer ?? (() => http.createServer()))()
+      // The Shutdown owns the server's scope: closing it (which interrupts the
+      // request fibers still running) is the end of the drain step.
+      const serverScope = yield* Scope.make()
+      yield* adopt(server, options, Scope.close(serverScope, Exit.void))
+      const nodeServer = NodeHttpServer.layer(() => server, {
+        port: options.port ?? 0,
+        ...(options.host === undefined ? {} : { host: options.host }),
+        disablePreemptiveShutdown: true
+      })
+      yield* Layer.buildWithScope(Layer.provide(serve, nodeServer), serverScope)
+    })
+  )
