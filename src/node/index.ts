@@ -8,3 +8,5 @@
 export * as NodeShutdown from "./NodeShutdown.ts"
 /** @since 0.1.0 */
 export * as NodeHttpDrain from "./NodeHttpDrain.ts"
+/** @since 0.1.0 */
+export * as NodeHealth from "./NodeHealth.ts"
