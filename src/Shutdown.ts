@@ -115,6 +115,11 @@ export interface Service {
   readonly awaitReport: Effect.Effect<ShutdownReport.ShutdownReport>
   /** Add a named section (counts, outcomes) to the report, read when it is written. */
   readonly addSection: (name: string, data: () => Readonly<Record<string, unknown>>) => Effect.Effect<void>
+  /**
+   * Add a line part to the progress log of the drain phase, e.g. `http` →
+   * "3 requests on 5 connections" (return undefined to say nothing).
+   */
+  readonly addProgress: (name: string, describe: () => string | undefined) => Effect.Effect<void>
   /** Time left before the hard deadline, in ms: for watchdogs outside the runtime. */
   readonly remainingMillisUnsafe: () => number
   /** The exit code the shutdown decided, once the report exists. */
@@ -147,6 +152,8 @@ export interface Options extends Budget.Input {
   readonly forcedExitCode?: number | undefined
   /** Exit code when the hard deadline stopped the process (Node watchdog). */
   readonly deadlineExitCode?: number | undefined
+  /** During the drain, log what is still in flight this often; 0 turns it off. */
+  readonly progressInterval?: DurationInput | undefined
   /**
    * Interrupt the fiber the layer was provided to when the shutdown starts.
    * Default true for {@link layer}; tests that trigger from the same fiber set it false.
@@ -164,19 +171,24 @@ export const defaults = {
   forcedStepTimeout: "1 second",
   signalExit: "success",
   forcedExitCode: 125,
-  deadlineExitCode: 124
+  deadlineExitCode: 124,
+  progressInterval: "1 second"
 } as const
 
 const readSettings = (options: Options): Effect.Effect<Engine.Settings, Budget.BudgetError> =>
   Effect.suspend(() => {
     const stepTimeoutMs = options.stepTimeout === undefined ? undefined : toMillis(options.stepTimeout)
     const forcedStepTimeoutMs = toMillis(options.forcedStepTimeout ?? defaults.forcedStepTimeout)
+    const progressIntervalMs = toMillis(options.progressInterval ?? defaults.progressInterval)
     const invalid = (message: string) => Effect.fail(new Budget.BudgetError({ reason: "InvalidOption", message }))
     if (options.stepTimeout !== undefined && !(stepTimeoutMs! > 0)) {
       return invalid(`stepTimeout must be a duration above zero, got ${JSON.stringify(options.stepTimeout)}`)
     }
     if (!(forcedStepTimeoutMs! >= 0)) {
       return invalid(`forcedStepTimeout must be a duration, got ${JSON.stringify(options.forcedStepTimeout)}`)
+    }
+    if (!(progressIntervalMs! >= 0)) {
+      return invalid(`progressInterval must be a duration (0 turns it off), got ${JSON.stringify(options.progressInterval)}`)
     }
     for (const key of ["forcedExitCode", "deadlineExitCode"] as const) {
       const code = options[key]
@@ -192,7 +204,8 @@ const readSettings = (options: Options): Effect.Effect<Engine.Settings, Budget.B
       forcedStepTimeoutMs: forcedStepTimeoutMs!,
       signalExit: options.signalExit ?? defaults.signalExit,
       forcedExitCode: options.forcedExitCode ?? defaults.forcedExitCode,
-      deadlineExitCode: options.deadlineExitCode ?? defaults.deadlineExitCode
+      deadlineExitCode: options.deadlineExitCode ?? defaults.deadlineExitCode,
+      progressIntervalMs: progressIntervalMs!
     })
   })
 
@@ -287,6 +300,7 @@ const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
     wait,
     awaitReport: Deferred.await(engine.report),
     addSection: (name, data) => Effect.sync(() => void engine.sections.set(name, data)),
+    addProgress: (name, describe) => Effect.sync(() => void engine.progress.set(name, describe)),
     remainingMillisUnsafe,
     exitCodeUnsafe: () => Engine.exitCodeFor(engine)
   }

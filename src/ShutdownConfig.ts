@@ -39,6 +39,7 @@ export const variables = {
   flush: "WINDDOWN_FLUSH",
   stepTimeout: "WINDDOWN_STEP_TIMEOUT",
   forcedStepTimeout: "WINDDOWN_FORCED_STEP_TIMEOUT",
+  progressInterval: "WINDDOWN_PROGRESS_INTERVAL",
   signalExit: "WINDDOWN_SIGNAL_EXIT",
   signals: "WINDDOWN_SIGNALS",
   reportJson: "WINDDOWN_REPORT_JSON",
@@ -61,6 +62,7 @@ export interface FromEnv {
   readonly flush?: string
   readonly stepTimeout?: string
   readonly forcedStepTimeout?: string
+  readonly progressInterval?: string
   readonly signalExit?: "success" | "conventional"
   readonly signals?: ReadonlyArray<string>
   readonly reportJson?: boolean
@@ -68,7 +70,7 @@ export interface FromEnv {
 }
 
 const durationKeys = [
-  "timeout", "readiness", "stopAccepting", "drain", "cleanup", "flush", "stepTimeout", "forcedStepTimeout"
+  "timeout", "readiness", "stopAccepting", "drain", "cleanup", "flush", "stepTimeout", "forcedStepTimeout", "progressInterval"
 ] as const
 
 const read = (variable: string): Effect.Effect<string | undefined, ShutdownConfigError> =>

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Data, Deferred, Effect, Exit, Fiber, Ref, Runtime, Scope } from "effect"
+import { Data, Deferred, Effect, Exit, Fiber, Logger, Ref, Runtime, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { ShutdownReport } from "../src/index.ts"
 import { TestShutdown } from "../src/testing/index.ts"
@@ -299,5 +299,30 @@ describe("wait", () => {
       assert.isFalse(yield* Deferred.await(result))
       assert.strictEqual(stepNamed(report, "pool drained?").outcome, "ok")
       assert.strictEqual(stepNamed(report, "pool drained?").durationMs, 2700)
+    }))
+})
+
+describe("progress", () => {
+  it.effect("while draining, one line per interval with what is in flight and the time left", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const capture = Logger.make(({ message }) => {
+        const text = Array.isArray(message) ? message.join(" ") : String(message)
+        if (text.includes("draining")) lines.push(text)
+      })
+      yield* Effect.gen(function*() {
+        const { runToReport, shutdown } = yield* TestShutdown.make({ timeout: "20 seconds", progressInterval: "1 second" })
+        let inFlight = 3
+        yield* shutdown.addProgress("jobs", () => `${inFlight} in flight`)
+        yield* shutdown.addProgress("quiet", () => undefined)
+        yield* shutdown.addStep("jobs", Effect.sleep("2500 millis").pipe(Effect.tap(() => Effect.sync(() => void (inFlight = 0)))), {
+          phase: "drain"
+        })
+        yield* runToReport({ reason: "x" })
+      }).pipe(Effect.provide(Logger.layer([capture])))
+      assert.deepStrictEqual(lines, [
+        "[winddown] draining: jobs: 3 in flight (19 s left)",
+        "[winddown] draining: jobs: 3 in flight (18 s left)"
+      ])
     }))
 })

@@ -32,6 +32,7 @@ const expected: Record<string, string> = {
   stepTimeout: "none",
   forcedStepTimeout: Shutdown.defaults.forcedStepTimeout,
   signalExit: Shutdown.defaults.signalExit,
+  progressInterval: Shutdown.defaults.progressInterval,
   forcedExitCode: String(Shutdown.defaults.forcedExitCode),
   deadlineExitCode: String(Shutdown.defaults.deadlineExitCode),
   signals: NodeShutdown.defaults.signals.join(","),

@@ -14,6 +14,7 @@ export interface Settings {
   readonly signalExit: "success" | "conventional"
   readonly forcedExitCode: number
   readonly deadlineExitCode: number
+  readonly progressIntervalMs: number
 }
 
 export interface Engine {
@@ -26,6 +27,7 @@ export interface Engine {
   readonly programDone: Deferred.Deferred<Exit.Exit<unknown, unknown>>
   readonly report: Deferred.Deferred<ShutdownReport.ShutdownReport>
   readonly sections: Map<string, () => Readonly<Record<string, unknown>>>
+  readonly progress: Map<string, () => string | undefined>
   status: Phase.Status
   startedAt: number | undefined
   reason: ShutdownReport.Reason | undefined
@@ -46,6 +48,7 @@ export const make = (budget: Budget.Budget, settings: Settings, clock: Clock.Clo
     programDone: Deferred.makeUnsafe(),
     report: Deferred.makeUnsafe(),
     sections: new Map(),
+    progress: new Map(),
     status: "running",
     startedAt: undefined,
     reason: undefined,

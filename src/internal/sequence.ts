@@ -23,6 +23,26 @@ const programStep = (engine: Engine): ScopeSteps.Step => ({
   run: () => Deferred.await(engine.programDone)
 })
 
+/**
+ * While the drain runs, one line every `progressInterval` with what each
+ * subsystem still has in flight and the time left, so an operator watching a
+ * slow shutdown sees it move.
+ */
+const withProgress = <A>(engine: Engine, effect: Effect.Effect<A>): Effect.Effect<A> => {
+  const interval = engine.settings.progressIntervalMs
+  if (!(interval > 0) || interval === Infinity) return effect
+  const line = Effect.suspend(() => {
+    const parts = Array.from(engine.progress, ([name, describe]) => {
+      const text = describe()
+      return text === undefined ? undefined : `${name}: ${text}`
+    }).filter((p) => p !== undefined)
+    const left = formatMillis(Math.max(0, engine.budget.timeoutMs - (engine.clock.currentTimeMillisUnsafe() - engine.startedAt!)))
+    return Effect.logInfo(`[winddown] draining${parts.length > 0 ? `: ${parts.join("; ")}` : ""} (${left} left)`)
+  })
+  const ticker = Effect.forever(Effect.andThen(Effect.sleep(interval), line))
+  return Effect.raceFirst(effect, Effect.andThen(ticker, Effect.never))
+}
+
 /** The pre-stop delay only makes sense while others may still route traffic here. */
 const delayApplies = (reason: ShutdownReport.Reason): boolean => reason._tag === "signal" || reason._tag === "manual"
 
@@ -42,9 +62,10 @@ const runPhase = (engine: Engine, phase: Phase.Phase, exit: Exit.Exit<unknown, u
       )
     }
     const run = (step: ScopeSteps.Step, i: number) => runStep(engine, phase, step, i + 1, steps.length, deadline, exit)
-    const reports = Phase.isConcurrent(phase)
-      ? yield* Effect.forEach(steps, run, { concurrency: "unbounded" })
-      : yield* Effect.forEach(steps, run)
+    const runAll = Phase.isConcurrent(phase)
+      ? Effect.forEach(steps, run, { concurrency: "unbounded" })
+      : Effect.forEach(steps, run)
+    const reports = phase === "drain" ? yield* withProgress(engine, runAll) : yield* runAll
     if (phase === "preStop" && delayApplies(engine.reason!) && engine.forcedAt === undefined) {
       yield* Effect.raceFirst(
         Effect.sleep(Math.max(0, deadline - (yield* Clock.currentTimeMillis))),

@@ -151,6 +151,10 @@ export const adopt = (
       ...(options.drainTimeout === undefined ? {} : { timeout: options.drainTimeout })
     })
     yield* shutdown.addSection(name, () => ({ ...engine.stats(), drained: drained ?? false, destroyed }))
+    yield* shutdown.addProgress(name, () => {
+      const { activeRequests, connections, upgraded } = engine.stats()
+      return `${activeRequests} requests on ${connections} connections${upgraded > 0 ? ` (${upgraded} upgraded)` : ""}`
+    })
     return { server, stats: engine.stats }
   })
 
