@@ -216,6 +216,9 @@ export const layerServer = (
           invalid(`closeTimeout must be a finite duration above zero, got ${JSON.stringify(closeTimeout)}`)
         )
       }
+      if (options.detail !== undefined && options.detail !== "none" && options.detail !== "checks") {
+        return yield* Effect.fail(invalid(`detail must be "none" or "checks", got ${JSON.stringify(options.detail)}`))
+      }
       yield* Health.resolvePaths(options.paths)
       const health = yield* Health.Health
       const shutdown = yield* Shutdown.Shutdown

@@ -154,6 +154,8 @@ describe("NodeHealth.layerServer", () => {
       const badPort = yield* build({ port: -1 })
       assert.deepStrictEqual([badPort._tag, (badPort as NodeHealth.ProbeServerError).reason], ["ProbeServerError", "InvalidOption"])
       assert.include(badPort.message, "-1")
+      const badDetail = yield* build({ port: 0, detail: "all" as never })
+      assert.include(badDetail.message, `"all"`)
       const badPath = yield* build({ port: 0, paths: { liveness: "livez" as never } })
       assert.strictEqual(badPath._tag, "HealthError")
 
