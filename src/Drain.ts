@@ -139,6 +139,8 @@ export interface Stats {
   readonly refused: number
   /** Still running (after the drain closed: units that ignored interruption). */
   readonly inFlight: number
+  /** The soft deadline passed (or escalation came): running units were asked to wrap up. */
+  readonly wrapUpRequested: boolean
   /** The time the drain was given when it closed, in ms. */
   readonly limitMs?: number
   /** When running units were asked to wrap up, in ms after the drain closed. */
@@ -375,6 +377,7 @@ const makeImpl = (
     ...(outcome === undefined ? {} : { outcome }),
     ...counts,
     inFlight: fibers.size,
+    wrapUpRequested,
     ...(limitMs === undefined ? {} : { limitMs }),
     ...(softDeadlineMs === undefined ? {} : { softDeadlineMs }),
     ...(closedAt === undefined || closeEnd === undefined ? {} : { durationMs: closeEnd - closedAt })
@@ -522,13 +525,23 @@ const makeImpl = (
   return self
 }
 
+/** The report section and the drain-phase progress line of a drain (unless `section: false`). */
 const addSection = (shutdown: Shutdown.Service, drain: Impl, options: Options): Effect.Effect<void> =>
   options.section === false
     ? Effect.void
-    : shutdown.addSection(options.section ?? `drain ${drain.name}`, () => {
-      const { name: _, ...rest } = drain.statsUnsafe()
-      return rest
-    })
+    : Effect.andThen(
+      shutdown.addSection(options.section ?? `drain ${drain.name}`, () => {
+        const { name: _, ...rest } = drain.statsUnsafe()
+        return rest
+      }),
+      shutdown.addProgress(drain.name, () => describeProgress(drain.statsUnsafe(), "in flight"))
+    )
+
+/** "3 in flight (wrap-up requested)", or nothing once none is left. */
+const describeProgress = (stats: Stats, what: string): string | undefined =>
+  stats.inFlight === 0
+    ? undefined
+    : `${stats.inFlight} ${what}${stats.wrapUpRequested ? " (wrap-up requested)" : ""}`
 
 /**
  * Make a drain and register its step in the `drain` phase of the current
@@ -607,9 +620,9 @@ export interface WaitOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const waitFor = (
+export const waitFor = <A, E>(
   name: string,
-  condition: Shutdown.Condition,
+  condition: Shutdown.Condition<A, E>,
   options: WaitOptions = {}
 ): Effect.Effect<void, DrainError, Shutdown.Shutdown> =>
   Effect.gen(function*() {

@@ -308,6 +308,11 @@ export const make = <A, R = never>(
       const { name: _, ...rest } = statsUnsafe()
       return rest
     })
+    yield* shutdown.addProgress(name, () => {
+      const { inFlight } = statsUnsafe()
+      if (inFlight === 0) return undefined
+      return `${inFlight} item${inFlight === 1 ? "" : "s"} in hand${drain.statsUnsafe().wrapUpRequested ? " (wrap-up requested)" : ""}`
+    })
     yield* shutdown.addStep(`${name}: stop taking`, stopWith("shutdown"), { phase: "stopAccepting" })
     // Runs before the drain's own Scope finalizer (added earlier), so the
     // worker stops taking before its drain closes.
@@ -454,6 +459,7 @@ export const repeat = <A, E, R, Out, SE, SR>(
       const { name: _, ...rest } = stats()
       return rest
     })
+    yield* shutdown.addProgress(name, () => drain.statsUnsafe().inFlight > 0 ? "an iteration in progress" : undefined)
     yield* shutdown.addStep(`${name}: stop repeating`, stopWith("shutdown"), { phase: stopPhase })
     if (!isPhaseScope(shutdown, yield* Scope.Scope)) {
       yield* Effect.addFinalizer(() => shutdown.isShuttingDownUnsafe() ? Effect.void : stopWith("scope"))

@@ -88,6 +88,7 @@ describe("Drain: the budget", () => {
         assert.strictEqual(data.wrappedUp, 2)
         assert.strictEqual(data.interrupted, 0)
         assert.strictEqual(data.softDeadlineMs, 8000)
+        assert.strictEqual(data.wrapUpRequested, true)
         assert.strictEqual(data.outcome, "drained")
         assert.strictEqual(stepNamed(report, "jobs").outcome, "ok")
       })))
@@ -347,8 +348,7 @@ describe("Drain.waitFor", () => {
     withShutdown(budget, ({ runToReport }) =>
       Effect.gen(function*() {
         const event = yield* Deferred.make<void>()
-        // (Shutdown.Condition does not accept a Deferred<void> as typed: see the report.)
-        yield* Drain.waitFor("event set", event as unknown as Deferred.Deferred<any, any>, { timeout: "2 seconds" })
+        yield* Drain.waitFor("event set", event, { timeout: "2 seconds" })
         const report = yield* runToReport({ reason: "x" })
         assert.deepStrictEqual(section(report, "wait event set"), { met: false, waitedMs: 2000, forced: false })
         assert.strictEqual(stepNamed(report, "event set").outcome, "timedOut")
