@@ -152,11 +152,17 @@ describe("Worker.make", () => {
         const queue = yield* Queue.unbounded<number>()
         const requeued: Array<string> = []
         const started = yield* Deferred.make<void>()
+        let inHand = 0
         yield* Worker.make("jobs", {
           take: queue,
           concurrency: 2,
           requeue: (item, reason) => Effect.sync(() => void requeued.push(`${item}:${reason}`)),
-          process: () => Effect.andThen(Deferred.succeed(started, undefined), Effect.sleep("1 minute"))
+          // both slots hold an item before the shutdown starts
+          process: () =>
+            Effect.andThen(
+              Effect.suspend(() => ++inHand === 2 ? Deferred.succeed(started, undefined) : Effect.void),
+              Effect.sleep("1 minute")
+            )
         })
         yield* Queue.offerAll(queue, [1, 2, 3])
         yield* Deferred.await(started)

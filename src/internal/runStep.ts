@@ -52,10 +52,14 @@ export const runStep = (
     const start = yield* Clock.currentTimeMillis
     const timeoutMs = step.timeoutMs ?? engine.settings.stepTimeoutMs
     const stepDeadline = timeoutMs === undefined ? Infinity : start + timeoutMs
+    // Started at once: a step forced before its first instant still runs up
+    // to its first wait, so its interrupt handlers (a drain interrupting its
+    // units and awaiting their checkpoints) see the interrupt.
     const fiber = yield* Effect.forkDetach(
       Effect.interruptible(Effect.suspend(() => step.run(exit))).pipe(
         Effect.provideService(StepDeadline, deadlineOf(engine, phase, stepDeadline, phaseDeadline))
-      )
+      ),
+      { startImmediately: true }
     )
     let outcome: ShutdownReport.StepOutcome | undefined
     let detail: string | undefined
