@@ -43,6 +43,7 @@ export const variables = {
   signalExit: "WINDDOWN_SIGNAL_EXIT",
   signals: "WINDDOWN_SIGNALS",
   reportJson: "WINDDOWN_REPORT_JSON",
+  reportSummary: "WINDDOWN_REPORT_SUMMARY",
   handleUncaught: "WINDDOWN_HANDLE_UNCAUGHT"
 } as const
 
@@ -66,6 +67,7 @@ export interface FromEnv {
   readonly signalExit?: "success" | "conventional"
   readonly signals?: ReadonlyArray<string>
   readonly reportJson?: boolean
+  readonly reportSummary?: boolean
   readonly handleUncaught?: boolean
 }
 
@@ -126,7 +128,7 @@ export const fromEnv: Effect.Effect<FromEnv, ShutdownConfigError> = Effect.gen(f
     }
     out.signals = list
   }
-  for (const key of ["reportJson", "handleUncaught"] as const) {
+  for (const key of ["reportJson", "reportSummary", "handleUncaught"] as const) {
     const value = yield* read(variables[key])
     if (value !== undefined) out[key] = yield* booleanValue(variables[key], value)
   }

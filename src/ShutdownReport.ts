@@ -150,3 +150,38 @@ export const describeReason = (reason: Reason): string => {
  * @category combinators
  */
 export const toJsonLine = (report: ShutdownReport): string => `[winddown] report ${JSON.stringify(report)}`
+
+const ms = (n: number) => (n >= 1000 ? `${+(n / 1000).toFixed(2)} s` : `${Math.round(n)} ms`)
+
+const compact = (data: Readonly<Record<string, unknown>>): string =>
+  Object.entries(data)
+    .filter(([, v]) => typeof v === "number" || typeof v === "boolean" || typeof v === "string")
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ")
+
+/**
+ * The report for people: one line for the outcome, one per phase that did
+ * something, one per section.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const formatSummary = (report: ShutdownReport): string => {
+  const lines = [
+    `[winddown] report: ${describeReason(report.reason)}; ${ms(report.durationMs)} of ${ms(report.timeoutMs)}${
+      report.forced ? `; forced by ${report.forced.signal} at ${ms(report.forced.atMs)}` : ""
+    }; exit code ${report.exitCode}`
+  ]
+  const width = Math.max(...report.phases.map((p) => p.phase.length))
+  for (const phase of report.phases) {
+    if (phase.steps.length === 0 && !(phase.phase === "preStop" && phase.allowanceMs > 0)) continue
+    const steps = phase.steps.map((s) => `${s.name} ${s.outcome === "ok" ? "" : `${s.outcome} `}${ms(s.durationMs)}`)
+    lines.push(
+      `  ${phase.phase.padEnd(width)}  ${ms(phase.durationMs).padStart(7)} of ${ms(phase.allowanceMs).padEnd(7)}  ${
+        steps.join(" · ") || "(waited)"
+      }`
+    )
+  }
+  for (const section of report.sections) lines.push(`  ${section.name}: ${compact(section.data)}`)
+  return lines.join("\n")
+}

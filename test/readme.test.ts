@@ -40,6 +40,7 @@ const expected: Record<string, string> = {
   exitOnSignal: String(NodeShutdown.defaults.exitOnSignal),
   handleUncaught: String(NodeShutdown.defaults.handleUncaught),
   reportJson: String(NodeShutdown.defaults.reportJson),
+  reportSummary: String(NodeShutdown.defaults.reportSummary),
   watchdog: String(NodeShutdown.defaults.watchdog),
   interruptProgram: "true"
 }

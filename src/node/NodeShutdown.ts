@@ -60,6 +60,8 @@ export interface Options extends Omit<Shutdown.Options, "preStop"> {
   readonly handleUncaught?: boolean | undefined
   /** Print the report as one JSON line on stdout at the end. */
   readonly reportJson?: boolean | undefined
+  /** Print a summary of the report for people (a line per phase and section) at the end. */
+  readonly reportSummary?: boolean | undefined
   /** Exit the process at the hard deadline even when a finalizer hangs. */
   readonly watchdog?: boolean | undefined
 }
@@ -79,6 +81,7 @@ export const defaults = {
   kubernetesPreStop: "5 seconds",
   handleUncaught: false,
   reportJson: false,
+  reportSummary: false,
   watchdog: true
 } as const
 
@@ -159,6 +162,7 @@ const install = (
         // A program that completed or failed by itself already ends with the
         // right code; a shutdown started from outside decides it here.
         if (report.reason._tag !== "completed" && report.reason._tag !== "failed") ExitCode.decide(report.exitCode)
+        if (options.reportSummary) process.stdout.write(`${ShutdownReport.formatSummary(report)}\n`)
         if (options.reportJson) process.stdout.write(`${ShutdownReport.toJsonLine(report)}\n`)
       })
     for (const signal of signals) process.prependListener(signal, onSignal)

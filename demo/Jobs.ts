@@ -1,0 +1,122 @@
+/**
+ * Jobs of the demo: their state is whatever the journal says, so a restart
+ * (after SIGTERM or SIGKILL) rebuilds it exactly. A job runs in 50 ms slices;
+ * asked to wrap up (the drain's soft deadline) or interrupted (its hard
+ * deadline), it writes a checkpoint and goes back to pending, to resume after
+ * the restart. Its completion is one durable line written once, so a job
+ * that got a 202 completes exactly once across SIGTERM restarts (at least
+ * once across SIGKILL: a kill between the work and that line repeats it).
+ */
+import { Effect } from "effect"
+import { Drain, Worker } from "winddown"
+import type { Entry, Journal } from "./Journal.ts"
+
+export type State = "pending" | "running" | "done"
+
+export interface Job {
+  readonly id: string
+  readonly ms: number
+  state: State
+  progressMs: number
+  runs: number
+  completions: number
+  result: string | undefined
+  readonly acceptedAt: number
+}
+
+export interface Jobs {
+  readonly get: (id: string) => Job | undefined
+  readonly accept: (ms: number) => Job
+  readonly pending: () => ReadonlyArray<Job>
+  readonly counts: () => Record<State, number>
+  /** The worker's unit of work; returns Worker.Requeue when it checkpointed instead of finishing. */
+  readonly run: (id: string) => Effect.Effect<void | Worker.Requeue>
+}
+
+const slice = 50
+
+/** Fold the journal into job states. A job "running" when the process died is pending again. */
+export const replay = (entries: ReadonlyArray<Entry>): Map<string, Job> => {
+  const jobs = new Map<string, Job>()
+  for (const e of entries) {
+    if (e.t === "accepted") {
+      jobs.set(e.id, { id: e.id, ms: e.ms, state: "pending", progressMs: 0, runs: 0, completions: 0, result: undefined, acceptedAt: e.at })
+      continue
+    }
+    const job = jobs.get(e.id)
+    if (job === undefined) continue
+    if (e.t === "started") {
+      job.runs++
+      job.state = job.state === "done" ? "done" : "running"
+    } else if (e.t === "checkpointed") {
+      job.progressMs = e.progressMs
+      if (job.state !== "done") job.state = "pending"
+    } else {
+      job.completions++
+      job.state = "done"
+      job.result = e.result
+      job.progressMs = job.ms
+    }
+  }
+  for (const job of jobs.values()) if (job.state === "running") job.state = "pending"
+  return jobs
+}
+
+let sequence = 0
+const newId = () => `${Date.now().toString(36)}-${process.pid.toString(36)}-${(sequence++).toString(36)}`
+
+export const make = (journal: Journal): Jobs => {
+  const jobs = replay(journal.entries)
+  const run = (id: string) =>
+    Effect.suspend(() => {
+      const job = jobs.get(id)
+      if (job === undefined || job.state !== "pending") return Effect.void
+      job.state = "running"
+      job.runs++
+      journal.append({ t: "started", id, run: job.runs, progressMs: job.progressMs })
+      let finished = false
+      const checkpoint = Effect.sync(() => {
+        if (finished) return
+        finished = true
+        job.state = "pending"
+        journal.append({ t: "checkpointed", id, progressMs: job.progressMs })
+      })
+      const work = Effect.gen(function*() {
+        const wrapUp = yield* Drain.WrapUp
+        while (job.progressMs < job.ms) {
+          if (wrapUp.isRequestedUnsafe()) {
+            yield* checkpoint
+            return Worker.Requeue
+          }
+          const step = Math.min(slice, job.ms - job.progressMs)
+          yield* Effect.sleep(step)
+          job.progressMs += step
+        }
+        // The completion is one durable line, written once, not interruptible.
+        yield* Effect.uninterruptible(Effect.sync(() => {
+          finished = true
+          job.state = "done"
+          job.completions++
+          job.result = `worked ${job.ms} ms`
+          journal.append({ t: "completed", id, result: job.result, at: Date.now() })
+        }))
+      })
+      return work.pipe(Effect.onInterrupt(() => checkpoint))
+    })
+  return {
+    get: (id) => jobs.get(id),
+    accept: (ms) => {
+      const job: Job = { id: newId(), ms, state: "pending", progressMs: 0, runs: 0, completions: 0, result: undefined, acceptedAt: Date.now() }
+      journal.append({ t: "accepted", id: job.id, ms, at: job.acceptedAt })
+      jobs.set(job.id, job)
+      return job
+    },
+    pending: () => [...jobs.values()].filter((j) => j.state === "pending").sort((a, b) => a.acceptedAt - b.acceptedAt),
+    counts: () => {
+      const counts = { pending: 0, running: 0, done: 0 }
+      for (const job of jobs.values()) counts[job.state]++
+      return counts
+    },
+    run
+  }
+}
