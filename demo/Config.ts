@@ -15,6 +15,8 @@ export interface DemoConfig {
   readonly host: string
   readonly dataDir: string
   readonly workers: number
+  /** A separate port for the probes (answers through the whole shutdown); none: probes on the app port. */
+  readonly healthPort: number | undefined
 }
 
 export const defaults = { port: 3000, host: "0.0.0.0", dataDir: "./data", workers: 4 } as const
@@ -43,6 +45,7 @@ export const load: Effect.Effect<DemoConfig, DemoConfigError> = Effect.gen(funct
     port: yield* integer("PORT", defaults.port, 0, 65535),
     host: (yield* read("HOST")) ?? defaults.host,
     dataDir: (yield* read("DATA_DIR")) ?? defaults.dataDir,
-    workers: yield* integer("WORKERS", defaults.workers, 1, 256)
+    workers: yield* integer("WORKERS", defaults.workers, 1, 256),
+    healthPort: (yield* read("HEALTH_PORT")) === undefined ? undefined : yield* integer("HEALTH_PORT", 0, 0, 65535)
   }
 })

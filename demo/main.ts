@@ -1,7 +1,7 @@
 /**
  * The winddown demo: a small job service that loses nothing across restarts.
  *
- *   npm start                      (PORT=3000 DATA_DIR=./data WORKERS=4)
+ *   npm start                      (PORT=3000 DATA_DIR=./data WORKERS=4 HEALTH_PORT=)
  *   curl -X POST localhost:3000/jobs -d '{"ms":3000}'
  *   curl localhost:3000/jobs/<id>
  *   kill -TERM <pid>  (or Ctrl+C)  and watch the shutdown
@@ -11,12 +11,12 @@
  * (or checkpoint), the journal closes, and the report is printed.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Queue } from "effect"
+import { Context, Effect, Layer, Queue } from "effect"
 import { HttpRouter } from "effect/http"
 import * as http from "node:http"
 import type * as net from "node:net"
 import { Health, Shutdown, Worker } from "winddown"
-import { NodeHttpDrain, NodeShutdown } from "winddown/node"
+import { NodeHealth, NodeHttpDrain, NodeShutdown } from "winddown/node"
 import { routes } from "./Api.ts"
 import * as DemoConfig from "./Config.ts"
 import * as Jobs from "./Jobs.ts"
@@ -54,6 +54,10 @@ const main = Effect.gen(function*() {
       host: config.host
     })
   )
+  if (config.healthPort !== undefined) {
+    const probes = yield* Layer.build(NodeHealth.layerServer({ port: config.healthPort, host: config.host }))
+    yield* say(`probes on http://localhost:${Context.get(probes, NodeHealth.ProbeServer).port}/readyz (/livez, /startupz)`)
+  }
   yield* Health.markStarted
   const { port } = server.address() as net.AddressInfo
   const counts = jobs.counts()

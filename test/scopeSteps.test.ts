@@ -23,6 +23,16 @@ describe("scopeSteps.take", () => {
       assert.deepStrictEqual(ran, ["child", "b", "a", "late"])
     }))
 
+  it.effect("an empty child scope is closed quietly, not made a step", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const child = yield* Scope.fork(scope)
+      yield* Scope.addFinalizer(scope, Effect.void)
+      const steps = ScopeSteps.take(scope, Exit.void)
+      assert.deepStrictEqual(steps.map((s) => s.name), ["finalizer #2"])
+      assert.strictEqual(child.state._tag, "Closed")
+    }))
+
   it.effect("a scope with one finalizer, and an empty one", () =>
     Effect.gen(function*() {
       const one = yield* Scope.make()

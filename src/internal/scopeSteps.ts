@@ -53,13 +53,19 @@ export const take = (scope: Scope.Closeable, exit: Exit.Exit<unknown, unknown>):
     else if (state.finalizers !== undefined) entries.push(...state.finalizers)
   }
   scope.state = { _tag: "Empty" }
-  const steps = entries.map(([key, finalizer], i): Step => {
+  const steps = entries.flatMap(([key, finalizer], i): Array<Step> => {
+    // A child scope with nothing in it (what `Layer.build` leaves when a layer
+    // put its resources in the phases) is closed quietly, not reported.
+    if (isScope(key) && (key as Scope.Scope).state._tag === "Empty") {
+      Scope.closeUnsafe(key as Scope.Closeable, exit)
+      return []
+    }
     const meta = named.get(finalizer)
-    return {
+    return [{
       name: meta?.name ?? (isScope(key) ? `scope #${i + 1}` : `finalizer #${i + 1}`),
       timeoutMs: meta?.timeoutMs,
       run: finalizer
-    }
+    }]
   })
   // The scope is empty now: closing it only marks it closed and detaches it
   // from its parent, so nothing runs here.
