@@ -4,7 +4,7 @@
  * On the first Ctrl+C the drain uploads 20 buffered batches, one a second:
  * about 20 s of patience. Press Ctrl+C again while it runs and the shutdown is
  * forced: the upload is interrupted (its checkpoint finalizer still runs), the
- * wait in cleanup gives up at once instead of after 5 s, the remaining steps
+ * wait in cleanup gives up at once instead of after 3 s, the remaining steps
  * get 1 s each (`forcedStepTimeout`), and the process exits 125. A third
  * Ctrl+C exits at once (130 for SIGINT, 143 for SIGTERM), whatever is running.
  *
@@ -42,11 +42,11 @@ const program = Effect.gen(function*() {
     Effect.gen(function*() {
       // Nobody takes the leases over in this example: the wait ends at its
       // timeout, or at once when the shutdown is forced.
-      const handedOver = yield* Shutdown.wait(() => false, { timeout: "5 seconds" })
+      const handedOver = yield* Shutdown.wait(() => false, { timeout: "3 seconds" })
       yield* Effect.log(handedOver ? "leases: handed over" : "leases: gave up waiting, they expire by themselves")
     })
   )
-  yield* Effect.log(`pid ${process.pid}: press Ctrl+C (or kill -TERM ${process.pid}) once to shut down gracefully (~25 s),`)
+  yield* Effect.log(`pid ${process.pid}: press Ctrl+C (or kill -TERM ${process.pid}) once to shut down gracefully (~23 s),`)
   yield* Effect.log("a second time to force it (exit 125), a third time to exit at once")
   return yield* Effect.never
 })
