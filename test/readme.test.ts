@@ -3,8 +3,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Budget, Shutdown, ShutdownConfig } from "../src/index.ts"
-import { NodeShutdown } from "../src/node/index.ts"
+import { Budget, Drain, Health, Shutdown, ShutdownConfig, Worker } from "../src/index.ts"
+import { NodeHealth, NodeHttpDrain, NodeShutdown } from "../src/node/index.ts"
 
 const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
 
@@ -60,6 +60,25 @@ describe("README", () => {
       }
     }
   })
+
+  const modules: Record<string, Readonly<Record<string, unknown>>> = {
+    NodeHttpDrain: NodeHttpDrain.defaults,
+    Health: Health.defaults,
+    NodeHealth: NodeHealth.defaults,
+    Drain: Drain.defaults,
+    Worker: Worker.defaults
+  }
+  for (const [name, defaults] of Object.entries(modules)) {
+    it(`the ${name} table gives the code's defaults`, () => {
+      const rows = table(`defaults:${name}`)
+      assert.isAbove(rows.length, 0)
+      for (const [option, defaultValue] of rows) {
+        const key = option!.replaceAll("`", "")
+        assert.property(defaults, key, `${name}.defaults has no ${key}`)
+        assert.strictEqual(defaultValue, String(defaults[key]), `${name} default of ${key}`)
+      }
+    })
+  }
 
   it("every environment variable is documented", () => {
     for (const variable of Object.values(ShutdownConfig.variables)) assert.include(readme, `\`${variable}\``)
