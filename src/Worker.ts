@@ -149,6 +149,14 @@ const checkName = (name: string): WorkerError | undefined =>
     ? undefined
     : invalid(`name must be a non-empty string, got ${JSON.stringify(name)}`)
 
+/** The drain timings a worker passes on to its drain; the worker reports its own section. */
+const drainOptions = (options: Pick<Drain.Options, "timeout" | "softTimeout" | "softRatio">): Drain.Options => ({
+  ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+  ...(options.softTimeout === undefined ? {} : { softTimeout: options.softTimeout }),
+  ...(options.softRatio === undefined ? {} : { softRatio: options.softRatio }),
+  section: false
+})
+
 /**
  * Start a consumer loop in the current Shutdown. It registers a step
  * `<name>: stop taking` in `stopAccepting` and a drain `<name>` in `drain`,
@@ -193,12 +201,7 @@ export const make = <A, R = never>(
     const giveBackTo = requeue
     const takeItem: Effect.Effect<A, unknown, R> = isQueue ? Queue.take(source) : source
     const shutdown = yield* Shutdown.Shutdown
-    const drain = yield* Drain.make(name, {
-      ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
-      ...(options.softTimeout === undefined ? {} : { softTimeout: options.softTimeout }),
-      ...(options.softRatio === undefined ? {} : { softRatio: options.softRatio }),
-      section: false
-    })
+    const drain = yield* Drain.make(name, drainOptions(options))
 
     const counts = { taken: 0, completed: 0, failed: 0, requeued: 0, requeueFailed: 0, wrappedUp: 0, interrupted: 0 }
     let stoppedBy: Stats["stoppedBy"]
@@ -401,12 +404,7 @@ export const repeat = <A, E, R, Out, SE, SR>(
       return yield* invalid(`stopPhase must be readiness, preStop or stopAccepting, got ${JSON.stringify(stopPhase)}`)
     }
     const shutdown = yield* Shutdown.Shutdown
-    const drain = yield* Drain.make(name, {
-      ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
-      ...(options.softTimeout === undefined ? {} : { softTimeout: options.softTimeout }),
-      ...(options.softRatio === undefined ? {} : { softRatio: options.softRatio }),
-      section: false
-    })
+    const drain = yield* Drain.make(name, drainOptions(options))
     let iterations = 0
     let endedBy: RepeatStats["endedBy"]
     let failure: string | undefined

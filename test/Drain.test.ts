@@ -1,30 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Deferred, type Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { Drain, Shutdown, ShutdownReport } from "../src/index.ts"
-import { TestShutdown } from "../src/testing/index.ts"
-
-const section = (report: ShutdownReport.ShutdownReport, name: string): Record<string, unknown> => {
-  const found = report.sections.find((s) => s.name === name)
-  assert.isDefined(found, `no section named ${name}; have ${report.sections.map((s) => s.name).join(", ")}`)
-  return found!.data as Record<string, unknown>
-}
-
-const stepNamed = (report: ShutdownReport.ShutdownReport, name: string) => {
-  const step = ShutdownReport.steps(report).find((s) => s.name === name)
-  assert.isDefined(step, `no step named ${name}`)
-  return step!
-}
+import { Drain, ShutdownReport } from "../src/index.ts"
+import { section, stepNamed, withShutdown } from "./support/report.ts"
 
 /** 20 s budget with a 10 s drain allowance: soft deadline (0.8) at 8 s. */
 const budget = { timeout: "20 seconds", drain: "10 seconds" } as const
-
-/** Build a Shutdown under test and provide it to `f`. */
-const withShutdown = <A, E>(
-  options: Shutdown.Options,
-  f: (t: TestShutdown.TestShutdown) => Effect.Effect<A, E, Shutdown.Shutdown | Scope.Scope>
-) =>
-  Effect.flatMap(TestShutdown.make(options), (t) => Effect.provideService(f(t), Shutdown.Shutdown, t.shutdown))
 
 describe("Drain: the budget", () => {
   it.effect("work in flight completes before the budget; cleanup runs only after it", () =>

@@ -3,12 +3,7 @@ import { Data, Deferred, Effect, Exit, Fiber, Logger, Ref, Runtime, Scope } from
 import { TestClock } from "effect/testing"
 import { ShutdownReport } from "../src/index.ts"
 import { TestShutdown } from "../src/testing/index.ts"
-
-const stepNamed = (report: ShutdownReport.ShutdownReport, name: string) => {
-  const step = ShutdownReport.steps(report).find((s) => s.name === name)
-  assert.isDefined(step, `no step named ${name}`)
-  return step!
-}
+import { stepNamed } from "./support/report.ts"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly message: string }> {}
 

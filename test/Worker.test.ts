@@ -1,31 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, Option, Queue, Schedule, Scope } from "effect"
+import { Clock, Deferred, Effect, Option, Queue, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import * as path from "node:path"
-import { Drain, Shutdown, ShutdownReport, Worker } from "../src/index.ts"
+import { Drain, Shutdown, Worker } from "../src/index.ts"
 import { ChildProcess, TestShutdown } from "../src/testing/index.ts"
-
-const section = (report: ShutdownReport.ShutdownReport, name: string): Record<string, unknown> => {
-  const found = report.sections.find((s) => s.name === name)
-  assert.isDefined(found, `no section named ${name}; have ${report.sections.map((s) => s.name).join(", ")}`)
-  return found!.data as Record<string, unknown>
-}
-
-const stepNamed = (report: ShutdownReport.ShutdownReport, name: string) => {
-  const step = ShutdownReport.steps(report).find((s) => s.name === name)
-  assert.isDefined(step, `no step named ${name}`)
-  return step!
-}
+import { section, stepNamed, withShutdown } from "./support/report.ts"
 
 /** 20 s budget, 2 s to stop accepting, 10 s to drain: soft deadline at 8 s into the drain. */
 const budget = { timeout: "20 seconds", stopAccepting: "2 seconds", drain: "10 seconds" } as const
-
-const withShutdown = <A, E>(
-  options: Shutdown.Options,
-  f: (t: TestShutdown.TestShutdown) => Effect.Effect<A, E, Shutdown.Shutdown | Scope.Scope>
-) =>
-  Effect.flatMap(TestShutdown.make(options), (t) => Effect.provideService(f(t), Shutdown.Shutdown, t.shutdown))
 
 /** Everything left in a queue, without waiting. */
 const drainQueue = <A>(queue: Queue.Queue<A>) =>

@@ -11,17 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises"
 import { describe, expect, it } from "vitest"
 import { WebSocket, WebSocketServer } from "ws"
 import { adopt, type HttpDrain } from "../../src/node/internal/HttpDrain.ts"
-
-const host = "127.0.0.1"
-
-const listen = (server: net.Server): Promise<number> =>
-  new Promise((resolve, reject) => {
-    server.once("error", reject)
-    server.listen(0, host, () => {
-      server.off("error", reject)
-      resolve((server.address() as net.AddressInfo).port)
-    })
-  })
+import { get, host, listen, type Outcome } from "../support/http.ts"
 
 /** Force everything down at the end of a test, whatever happened. */
 const teardown = (server: net.Server, drain: HttpDrain) => {
@@ -30,36 +20,6 @@ const teardown = (server: net.Server, drain: HttpDrain) => {
   if (server.listening) server.close()
   ;(server as http.Server).closeAllConnections?.()
 }
-
-interface Outcome {
-  readonly sentAt: number
-  readonly doneAt: number
-  readonly status?: number
-  readonly connection?: string
-  readonly error?: { readonly code: string | undefined; readonly message: string }
-}
-
-const get = (port: number, agent: http.Agent, path = "/"): Promise<Outcome> =>
-  new Promise((resolve) => {
-    const sentAt = performance.now()
-    const req = http.get({ host, port, path, agent }, (res) => {
-      res.resume()
-      res.once("end", () =>
-        resolve({
-          sentAt,
-          doneAt: performance.now(),
-          status: res.statusCode ?? 0,
-          connection: String(res.headers.connection ?? "")
-        })
-      )
-      res.once("error", (e: NodeJS.ErrnoException) =>
-        resolve({ sentAt, doneAt: performance.now(), error: { code: e.code, message: e.message } })
-      )
-    })
-    req.once("error", (e: NodeJS.ErrnoException) =>
-      resolve({ sentAt, doneAt: performance.now(), error: { code: e.code, message: e.message } })
-    )
-  })
 
 describe("HttpDrain", () => {
   it("closed-loop keep-alive clients: no reset through shutdown, then ECONNREFUSED", async () => {

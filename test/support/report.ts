@@ -1,0 +1,23 @@
+/** Reading reports in tests, and running a test body against a Shutdown under TestClock. */
+import { assert } from "@effect/vitest"
+import { Effect, type Scope } from "effect"
+import { Shutdown, ShutdownReport } from "../../src/index.ts"
+import { TestShutdown } from "../../src/testing/index.ts"
+
+export const section = (report: ShutdownReport.ShutdownReport, name: string): Record<string, unknown> => {
+  const found = report.sections.find((s) => s.name === name)
+  assert.isDefined(found, `no section named ${name}; have ${report.sections.map((s) => s.name).join(", ")}`)
+  return found!.data as Record<string, unknown>
+}
+
+export const stepNamed = (report: ShutdownReport.ShutdownReport, name: string) => {
+  const step = ShutdownReport.steps(report).find((s) => s.name === name)
+  assert.isDefined(step, `no step named ${name}`)
+  return step!
+}
+
+/** Build a Shutdown under test and provide it to `f`. */
+export const withShutdown = <A, E>(
+  options: Shutdown.Options,
+  f: (t: TestShutdown.TestShutdown) => Effect.Effect<A, E, Shutdown.Shutdown | Scope.Scope>
+) => Effect.flatMap(TestShutdown.make(options), (t) => Effect.provideService(f(t), Shutdown.Shutdown, t.shutdown))
