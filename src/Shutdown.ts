@@ -18,7 +18,7 @@ import { describeCause } from "./internal/runStep.ts"
 import * as ScopeSteps from "./internal/scopeSteps.ts"
 import { reserveMs, StepDeadline } from "./internal/stepDeadline.ts"
 import * as Sequence from "./internal/sequence.ts"
-import type * as Phase from "./Phase.ts"
+import * as Phase from "./Phase.ts"
 import type * as ShutdownReport from "./ShutdownReport.ts"
 
 /**
@@ -272,13 +272,24 @@ const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
     budget: engine.budget,
     scope: (phase) => engine.scopes[phase],
     addStep: (name, step, options = {}) =>
-      Effect.contextWith((context: Context.Context<any>) =>
-        ScopeSteps.add(
-          engine.scopes[options.phase ?? "cleanup"],
-          { name, timeoutMs: options.timeout === undefined ? undefined : toMillis(options.timeout) },
-          () => Effect.provideContext(step, context)
+      Effect.suspend(() => {
+        // The types rule these out; plain JavaScript callers get a clear defect
+        // at registration rather than a step that silently has no bound.
+        const phase = options.phase ?? "cleanup"
+        const timeoutMs = options.timeout === undefined ? undefined : toMillis(options.timeout)
+        if (typeof name !== "string" || name.length === 0) {
+          return Effect.die(new TypeError(`addStep: name must be a non-empty string, got ${JSON.stringify(name)}`))
+        }
+        if (!Phase.isPhase(phase)) {
+          return Effect.die(new TypeError(`addStep "${name}": phase must be one of ${Phase.all.join(", ")}, got ${JSON.stringify(phase)}`))
+        }
+        if (options.timeout !== undefined && !(timeoutMs! > 0)) {
+          return Effect.die(new TypeError(`addStep "${name}": timeout must be a duration above zero, got ${JSON.stringify(options.timeout)}`))
+        }
+        return Effect.contextWith((context: Context.Context<any>) =>
+          ScopeSteps.add(engine.scopes[phase], { name, timeoutMs }, () => Effect.provideContext(step, context))
         )
-      ),
+      }),
     isShuttingDownUnsafe: () => engine.startedAt !== undefined,
     isShuttingDown: Effect.sync(() => engine.startedAt !== undefined),
     awaitStart: Deferred.await(engine.started),

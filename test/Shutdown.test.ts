@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Data, Deferred, Effect, Exit, Fiber, Logger, Ref, Runtime, Scope } from "effect"
+import { Cause, Data, Deferred, Effect, Exit, Fiber, Logger, Ref, Runtime, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { ShutdownReport } from "../src/index.ts"
 import { TestShutdown } from "../src/testing/index.ts"
@@ -134,6 +134,19 @@ describe("bounds", () => {
       )
       yield* runToReport({ reason: "x" })
       assert.deepStrictEqual(order, ["checkpoint", "next"])
+    }))
+})
+
+describe("registration", () => {
+  it.effect("a step with an unreadable timeout or an unknown phase is refused at registration, with the value", () =>
+    Effect.gen(function*() {
+      const { shutdown } = yield* TestShutdown.make()
+      const defect = (effect: Effect.Effect<void>) =>
+        Effect.map(Effect.exit(effect), (exit) => (Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "no defect"))
+      assert.include(yield* defect(shutdown.addStep("x", Effect.void, { timeout: "soon" as any })), `addStep "x": timeout must be a duration above zero, got "soon"`)
+      assert.include(yield* defect(shutdown.addStep("x", Effect.void, { timeout: 0 })), "timeout must be a duration above zero, got 0")
+      assert.include(yield* defect(shutdown.addStep("x", Effect.void, { phase: "later" as any })), `phase must be one of readiness, preStop`)
+      assert.include(yield* defect(shutdown.addStep("", Effect.void)), "name must be a non-empty string")
     }))
 })
 
