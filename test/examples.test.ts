@@ -1,0 +1,219 @@
+// Smoke test of every example under examples/: each runs in a child process,
+// is exercised briefly, gets its signal(s), and must exit with the expected
+// code and print its key lines. Every wait is bounded; children still running
+// at the end are killed.
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as http from "node:http"
+import type * as net from "node:net"
+import * as path from "node:path"
+import { ChildProcess } from "../src/testing/index.ts"
+
+const examplesDir = path.join(import.meta.dirname, "..", "examples")
+const host = "127.0.0.1"
+const children = new Set<ChildProcess.Child>()
+
+const start = (example: string, env: Record<string, string> = {}) => {
+  const child = ChildProcess.spawn(path.join(examplesDir, example), { env, killAfterMs: 45_000 })
+  children.add(child)
+  void child.exited.then(() => children.delete(child))
+  return child
+}
+
+afterAll(() => {
+  for (const child of children) {
+    try {
+      process.kill(child.pid, "SIGKILL")
+    } catch {
+      // already gone
+    }
+  }
+})
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = http.createServer()
+    server.once("error", reject)
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+interface Answer {
+  readonly status: number
+  readonly body: string
+  readonly connection: string
+}
+
+const get = (port: number, urlPath: string, agent: http.Agent | false = false) =>
+  new Promise<Answer>((resolve, reject) => {
+    const req = http.get({ host, port, path: urlPath, agent, timeout: 15_000 }, (res) => {
+      let body = ""
+      res.setEncoding("utf8")
+      res.on("data", (chunk: string) => (body += chunk))
+      res.once("end", () => resolve({ status: res.statusCode ?? 0, body, connection: String(res.headers.connection ?? "") }))
+      res.once("error", reject)
+    })
+    req.once("timeout", () => req.destroy(new Error(`GET ${urlPath}: no answer after 15 s`)))
+    req.once("error", reject)
+  })
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * A slow request on a socket the server has already accepted (a warm-up
+ * request opened it), so a signal sent right after it cannot race the accept.
+ */
+const slowRequestInFlight = async (port: number, ms: number) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  assert.strictEqual((await get(port, "/work?ms=1", agent)).status, 200)
+  const answer = get(port, `/work?ms=${ms}`, agent).finally(() => agent.destroy())
+  await delay(200) // the request reaches the server; nothing in the child to wait on
+  return { answer }
+}
+
+const includesAll = (output: string, needles: ReadonlyArray<string>) => {
+  for (const needle of needles) assert.include(output, needle, `missing "${needle}" in:\n${output}`)
+}
+
+const tested = [
+  "01_basic.ts",
+  "02_timeouts.ts",
+  "03_escalation.ts",
+  "04_http_drain.ts",
+  "05_plain_node_http.ts",
+  "06_worker_queue.ts",
+  "07_db_pool.ts",
+  "08_cli_cleanup.ts",
+  "09_testing.ts"
+]
+
+describe("examples", { concurrent: true }, () => {
+  it("every example has a smoke test here", () => {
+    assert.deepStrictEqual(fs.readdirSync(examplesDir).filter((f) => f.endsWith(".ts")).sort(), tested)
+  })
+
+  it("01 basic: SIGTERM runs the cleanup and flush steps, exit 0", async () => {
+    const child = start("01_basic.ts")
+    await child.waitFor("serving as pid")
+    child.signal("SIGTERM")
+    const { code, output } = await child.exited
+    assert.strictEqual(code, 0, output)
+    includesAll(output, ["db: closed", "metrics flushed", "shutdown complete"])
+  })
+
+  it("02 timeouts: budget from the pod spec, a step past its timeout and one past its phase allowance, exit 0", async () => {
+    const child = start("02_timeouts.ts")
+    await child.waitFor(/pid \d+: stop/)
+    child.signal("SIGTERM")
+    const { code, output } = await child.exited
+    assert.strictEqual(code, 0, output)
+    includesAll(output, [
+      "grace 6 s - preStop hook 1 s - safety margin 1 s = timeout 4 s",
+      "drain 2/2 \"export report\" timed out",
+      "ran past its drain allowance",
+      "cleanup 1/2 \"flush cache\" timed out",
+      "ran past its timeout",
+      "cleanup 2/2 \"close db\" done",
+      "[winddown] report: signal SIGTERM"
+    ])
+  })
+
+  it("03 escalation: the second signal interrupts the drain (checkpoint runs), skips the wait, exit 125", async () => {
+    const child = start("03_escalation.ts")
+    await child.waitFor(/pid \d+: press Ctrl\+C/)
+    child.signal("SIGTERM")
+    await child.waitFor("batch 1/20 sent")
+    child.signal("SIGTERM")
+    const { code, output } = await child.exited
+    assert.strictEqual(code, 125, output)
+    includesAll(output, ["checkpoint saved", "leases: gave up waiting", "db closed", "forced by SIGTERM"])
+    assert.notInclude(output, "batch 20/20")
+  })
+
+  it("04 HTTP drain: a request in flight finishes with Connection: close, exit 0", async () => {
+    const port = await freePort()
+    const child = start("04_http_drain.ts", { PORT: String(port) })
+    await child.waitFor(`listening on http://localhost:${port}`)
+    const { answer } = await slowRequestInFlight(port, 1500)
+    child.signal("SIGTERM")
+    const { status, body, connection } = await answer
+    assert.deepStrictEqual({ status, body, connection }, { status: 200, body: "worked 1500 ms\n", connection: "close" })
+    const { code, output } = await child.exited
+    assert.strictEqual(code, 0, output)
+    includesAll(output, ["\"http: drain requests\" done", "shutdown complete"])
+  })
+
+  it("05 plain node:http: probes on the same server, readiness 503 from the signal, request drained, exit 0", async () => {
+    const child = start("05_plain_node_http.ts", { PORT: "0" })
+    const port = Number(/localhost:(\d+)/.exec(await child.waitFor(/listening on http:\/\/localhost:\d+/))![1])
+    assert.strictEqual((await get(port, "/readyz")).status, 200)
+    assert.strictEqual((await get(port, "/startupz")).status, 200)
+    const { answer } = await slowRequestInFlight(port, 1500)
+    child.signal("SIGTERM")
+    await child.waitFor("shutting down: signal SIGTERM")
+    // The 2 s pre-stop delay: still serving, but no longer ready.
+    assert.strictEqual((await get(port, "/readyz")).status, 503)
+    assert.strictEqual((await get(port, "/livez")).status, 200)
+    const { status, body } = await answer
+    assert.deepStrictEqual({ status, body }, { status: 200, body: "worked 1500 ms\n" })
+    const { code, output } = await child.exited
+    assert.strictEqual(code, 0, output)
+    includesAll(output, ["\"http: close listener\" done", "\"http: drain requests\" done", "shutdown complete"])
+  })
+
+  it("06 worker queue: workers drain, the rest of the queue is persisted, exit 0", async () => {
+    const child = start("06_worker_queue.ts")
+    await child.waitFor(/pid \d+: stop/)
+    await child.waitFor("metrics:")
+    child.signal("SIGTERM")
+    const { code, output } = await child.exited
+    assert.strictEqual(code, 0, output)
+    includesAll(output, ["persisted", "cleanup 1/1 \"persist queue\" done", "[winddown] report {"])
+  })
+
+  it("07 db pool: the long query rolls back before the pool closes, exit 0", async () => {
+    const child = start("07_db_pool.ts")
+    await child.waitFor(/pid \d+: stop/)
+    child.signal("SIGTERM")
+    const { code, output } = await child.exited
+    assert.strictEqual(code, 0, output)
+    includesAll(output, ["SELECT * FROM report interrupted, rolled back", "pool: closed gracefully"])
+    assert.isBelow(output.indexOf("rolled back"), output.indexOf("pool: closed"))
+    assert.notInclude(output, "still checked out")
+  })
+
+  const tempDirOf = (output: string) => {
+    const dir = /writing \d+ files to (\S+);/.exec(output)?.[1]
+    assert.isDefined(dir, output)
+    return dir!
+  }
+
+  it("08 CLI: Ctrl+C removes the temp dir, exit 130", async () => {
+    const child = start("08_cli_cleanup.ts")
+    await child.waitFor("wrote part-2.txt")
+    child.signal("SIGINT")
+    const { code, output } = await child.exited
+    assert.strictEqual(code, 130, output)
+    const dir = tempDirOf(output)
+    includesAll(output, [`removed ${dir}`, "[winddown] report: signal SIGINT"])
+    assert.isFalse(fs.existsSync(dir), `${dir} is still there`)
+  })
+
+  it("08 CLI: finishing by itself removes the temp dir too, reason completed, exit 0", async () => {
+    const child = start("08_cli_cleanup.ts", { FILES: "3" })
+    const { code, output } = await child.exited
+    assert.strictEqual(code, 0, output)
+    const dir = tempDirOf(output)
+    includesAll(output, ["all files written", `removed ${dir}`, "[winddown] report: completed"])
+    assert.isFalse(fs.existsSync(dir), `${dir} is still there`)
+  })
+
+  it("09 testing: both checks pass, exit 0", async () => {
+    const { code, output } = await start("09_testing.ts").exited
+    assert.strictEqual(code, 0, output)
+    includesAll(output, ["PASS TestClock", "PASS child process", "all checks passed"])
+    assert.notInclude(output, "FAIL")
+  })
+})
