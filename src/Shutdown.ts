@@ -383,13 +383,20 @@ export const makeInterrupting = (
 ): Effect.Effect<Service, Budget.BudgetError, Scope.Scope> =>
   Effect.withFiber((fiber) => {
     let programDone = false
+    // Its context now, for the logger: a finished fiber's context is not kept.
+    const context = fiber.context
     const service = make(options, () => {
       onStart()
       // Not while the program is already finishing: that would turn its
       // success into an interruption.
-      if (options.interruptProgram !== false && !programDone && fiber.pollUnsafe() === undefined) {
-        fiber.interruptUnsafe()
-      }
+      if (options.interruptProgram === false || programDone) return
+      if (fiber.pollUnsafe() === undefined) return fiber.interruptUnsafe()
+      // The fiber that built the layer is gone: it was a helper of a parallel
+      // build (Layer.mergeAll, Effect.provide([...])), not the program.
+      Effect.runForkWith(context)(Effect.logWarning(
+        "[winddown] cannot interrupt the program: the Shutdown layer was built inside a parallel layer build " +
+          "(Layer.mergeAll or Effect.provide([...])). Provide it on its own, outermost: program.pipe(Effect.provide(ShutdownLive))"
+      ))
     })
     return Effect.tap(service, () => Effect.addFinalizer(() => Effect.sync(() => void (programDone = true))))
   })
