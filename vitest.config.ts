@@ -19,6 +19,8 @@ if (typeof (Map as any).groupBy !== "function") {
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Shutdown logs are the point of many tests: show them for failures only.
+    silent: "passed-only",
     testTimeout: 30_000,
     hookTimeout: 30_000
   }
