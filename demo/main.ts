@@ -13,8 +13,6 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Context, Effect, Layer, Queue } from "effect"
 import { HttpRouter } from "effect/http"
-import * as http from "node:http"
-import type * as net from "node:net"
 import { Health, Shutdown, Worker } from "winddown"
 import { NodeHealth, NodeHttpDrain, NodeShutdown } from "winddown/node"
 import { routes } from "./Api.ts"
@@ -46,10 +44,8 @@ const main = Effect.gen(function*() {
     return `${stats.inFlight} in flight, ${jobs.counts().pending} pending`
   })
 
-  const server = http.createServer()
-  yield* Layer.build(
+  const http = yield* Layer.build(
     NodeHttpDrain.layer(HttpRouter.serve(routes(jobs, queue), { disableListenLog: true, disableLogger: true }), {
-      createServer: () => server,
       port: config.port,
       host: config.host
     })
@@ -59,7 +55,7 @@ const main = Effect.gen(function*() {
     yield* say(`probes on http://localhost:${Context.get(probes, NodeHealth.ProbeServer).port}/readyz (/livez, /startupz)`)
   }
   yield* Health.markStarted
-  const { port } = server.address() as net.AddressInfo
+  const { port } = Context.get(http, NodeHttpDrain.Server)
   const counts = jobs.counts()
   yield* say(`listening on http://localhost:${port} (pid ${process.pid}); journal ${journal.file}: ${counts.pending} pending, ${counts.done} done`)
   yield* say(`try:  curl -X POST localhost:${port}/jobs -d '{"ms":3000}'   then   curl localhost:${port}/jobs/<id>`)

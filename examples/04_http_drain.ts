@@ -27,7 +27,10 @@ const port = Number(process.env.PORT ?? 3000)
 const HttpLive = NodeHttpDrain.layer(HttpRouter.serve(Routes, { disableLogger: true }), { port })
 
 const main = Effect.gen(function*() {
-  yield* Effect.log(`listening on http://localhost:${port}; pid ${process.pid}; stop with Ctrl+C or kill -TERM ${process.pid}`)
+  const server = yield* NodeHttpDrain.Server // with PORT=0: the port it got
+  yield* Effect.log(
+    `listening on http://localhost:${server.port}; pid ${process.pid}; stop with Ctrl+C or kill -TERM ${process.pid}`
+  )
   return yield* Effect.never
 })
 

@@ -329,8 +329,8 @@ describe("progress", () => {
         yield* runToReport({ reason: "x" })
       }).pipe(Effect.provide(Logger.layer([capture])))
       assert.deepStrictEqual(lines, [
-        "[winddown] draining: jobs: 3 in flight (19 s left)",
-        "[winddown] draining: jobs: 3 in flight (18 s left)"
+        "[winddown] draining: jobs: 3 in flight (drain 10 s left, 19 s to the hard deadline)",
+        "[winddown] draining: jobs: 3 in flight (drain 9 s left, 18 s to the hard deadline)"
       ])
     }))
 })

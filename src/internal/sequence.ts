@@ -36,8 +36,12 @@ const withProgress = <A>(engine: Engine, effect: Effect.Effect<A>): Effect.Effec
       const text = describe()
       return text === undefined ? undefined : `${name}: ${text}`
     }).filter((p) => p !== undefined)
-    const left = formatMillis(Math.max(0, engine.budget.timeoutMs - (engine.clock.currentTimeMillisUnsafe() - engine.startedAt!)))
-    return Effect.logInfo(`[winddown] draining${parts.length > 0 ? `: ${parts.join("; ")}` : ""} (${left} left)`)
+    const now = engine.clock.currentTimeMillisUnsafe()
+    const drainLeft = formatMillis(Math.max(0, (engine.phaseDeadline ?? now) - now))
+    const deadlineLeft = formatMillis(Math.max(0, engine.budget.timeoutMs - (now - engine.startedAt!)))
+    return Effect.logInfo(
+      `[winddown] draining${parts.length > 0 ? `: ${parts.join("; ")}` : ""} (drain ${drainLeft} left, ${deadlineLeft} to the hard deadline)`
+    )
   })
   const ticker = Effect.forever(Effect.andThen(Effect.sleep(interval), line))
   return Effect.raceFirst(effect, Effect.andThen(ticker, Effect.never))

@@ -13,9 +13,10 @@
  * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Duration, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Duration, Effect, Exit, Layer, Scope } from "effect"
 import type { HttpServerError } from "effect/http"
 import * as http from "node:http"
+import type * as net from "node:net"
 import type * as stream from "node:stream"
 import * as Budget from "../Budget.ts"
 import { formatMillis, type Input as DurationInput, toMillis } from "../internal/duration.ts"
@@ -161,6 +162,21 @@ export const adopt = (
 const invalidOption = (message: string) => Effect.fail(new Budget.BudgetError({ reason: "InvalidOption", message }))
 
 /**
+ * The server {@link layer} started: where it listens (with `port: 0`, the
+ * port it got) and its drain counts.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Server extends Context.Service<
+  Server,
+  Drained & {
+    readonly port: number | undefined
+    readonly address: net.AddressInfo | string | undefined
+  }
+>()("winddown/node/NodeHttpDrain/Server") {}
+
+/**
  * Listen options of {@link layer}: `NodeHttpServer`'s own (port, host ...)
  * plus the drain's.
  *
@@ -186,6 +202,9 @@ export interface LayerOptions extends DrainOptions {
  * NodeRuntime.runMain(Layer.launch(HttpLive).pipe(Effect.provide(NodeShutdown.layer())))
  * ```
  *
+ * It provides {@link Server}: the bound port (useful with `port: 0`) and the
+ * drain counts.
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -193,22 +212,29 @@ export const layer = <E, R>(
   serve: Layer.Layer<never, E, R>,
   options: LayerOptions = {}
 ): Layer.Layer<
-  never,
+  Server,
   E | Budget.BudgetError | HttpServerError.ServeError,
   Exclude<R, Layer.Success<ReturnType<typeof NodeHttpServer.layer>>> | Shutdown.Shutdown
 > =>
-  Layer.effectDiscard(
+  Layer.effect(
+    Server,
     Effect.gen(function*() {
       const server = (options.createServer ?? (() => http.createServer()))()
       // The Shutdown owns the server's scope: closing it (which interrupts the
       // request fibers still running) is the end of the drain step.
       const serverScope = yield* Scope.make()
-      yield* adopt(server, options, Scope.close(serverScope, Exit.void))
+      const drained = yield* adopt(server, options, Scope.close(serverScope, Exit.void))
       const nodeServer = NodeHttpServer.layer(() => server, {
         port: options.port ?? 0,
         ...(options.host === undefined ? {} : { host: options.host }),
         disablePreemptiveShutdown: true
       })
       yield* Layer.buildWithScope(Layer.provide(serve, nodeServer), serverScope)
+      const address = server.address()
+      return {
+        ...drained,
+        port: typeof address === "object" && address !== null ? address.port : undefined,
+        address: address ?? undefined
+      }
     })
   )
