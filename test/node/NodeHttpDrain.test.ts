@@ -1,13 +1,14 @@
 /**
  * The HTTP drain wired into the Shutdown phases, against real sockets, for
  * both an effect router (NodeHttpDrain.layer) and a plain node:http server
- * (NodeHttpDrain.adopt): the same suite runs on each.
+ * (NodeHttpDrain.adopt) and Fastify (adopting `app.server`): the same suite runs on each.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as http from "node:http"
 import type * as net from "node:net"
+import Fastify from "fastify"
 import { Shutdown, ShutdownReport } from "../../src/index.ts"
 import { NodeHttpDrain } from "../../src/node/index.ts"
 import { closedLoop, get, host, isReset, listen } from "../support/http.ts"
@@ -32,16 +33,31 @@ const plainHandler: http.RequestListener = (req, res) => {
   setTimeout(() => res.end("ok"), msOf(req.url ?? "/"))
 }
 
-type Kind = "effect router" | "plain node:http"
+type Kind = "effect router" | "plain node:http" | "fastify"
+
+/** Fastify owns its server; winddown adopts `app.server` before `listen`. */
+const fastifyServer = () => {
+  const app = Fastify({ keepAliveTimeout: 60_000, forceCloseConnections: false })
+  app.get("/work", async (request) => {
+    await new Promise((resolve) => setTimeout(resolve, msOf(request.url)))
+    return "ok"
+  })
+  app.get("/hang", () => new Promise(() => {}))
+  return app
+}
 
 const start = (kind: Kind, options: Shutdown.Options = {}) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(Shutdown.layerTest({ timeout: "10 seconds", ...options }), scope)
     const shutdown = Context.get(context, Shutdown.Shutdown)
-    const server = kind === "plain node:http" ? http.createServer(plainHandler) : http.createServer()
+    const app = kind === "fastify" ? fastifyServer() : undefined
+    const server = app?.server ?? (kind === "plain node:http" ? http.createServer(plainHandler) : http.createServer())
     server.keepAliveTimeout = 60_000
-    if (kind === "effect router") {
+    if (app !== undefined) {
+      yield* NodeHttpDrain.adopt(server).pipe(Effect.provideService(Shutdown.Shutdown, shutdown))
+      yield* Effect.promise(() => app.listen({ port: 0, host }))
+    } else if (kind === "effect router") {
       const HttpLive = NodeHttpDrain.layer(HttpRouter.serve(Routes, { disableLogger: true, disableListenLog: true }), {
         createServer: () => server,
         host,
@@ -62,7 +78,7 @@ const start = (kind: Kind, options: Shutdown.Options = {}) =>
     return { port, shutdown, stop }
   })
 
-for (const kind of ["effect router", "plain node:http"] as const) {
+for (const kind of ["effect router", "plain node:http", "fastify"] as const) {
   describe(kind, () => {
     it.live("closed-loop keep-alive clients through the shutdown: no reset, Connection: close, then ECONNREFUSED only", () =>
       Effect.gen(function*() {
