@@ -1,7 +1,8 @@
 /**
- * The HTTP drain wired into the Shutdown phases, against real sockets, for
- * both an effect router (NodeHttpDrain.layer) and a plain node:http server
- * (NodeHttpDrain.adopt) and Fastify (adopting `app.server`): the same suite runs on each.
+ * The HTTP drain wired into the Shutdown phases, against real sockets, for an
+ * effect router (NodeHttpDrain.layer), a plain node:http server
+ * (NodeHttpDrain.adopt) and Fastify (adopting `app.server`): the same suite
+ * runs on each.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
