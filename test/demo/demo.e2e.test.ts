@@ -64,6 +64,20 @@ const completions = (dataDir: string) => {
 }
 
 describe("demo service end to end", () => {
+  it("a bad setting stops it at startup with the variable named, before it listens", async () => {
+    for (const [env, message] of [
+      [{ PORT: "abc" }, `PORT="abc": expected a whole number from 0 to 65535`],
+      [{ WORKERS: "0" }, `WORKERS="0": expected a whole number from 1 to 256`],
+      [{ WINDDOWN_TIMEOUT: "25" }, `WINDDOWN_TIMEOUT="25": expected a duration with a unit`]
+    ] as const) {
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "winddown-demo-bad-"))
+      const exit = await ChildProcess.spawn(demo, { env: { DATA_DIR: dataDir, ...env } }).exited
+      assert.strictEqual(exit.code, 1, exit.output)
+      assert.include(exit.output, message)
+      assert.notInclude(exit.output, "listening on")
+    }
+  }, 60_000)
+
   it("SIGTERM at random moments: every acknowledged job completes exactly once", async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "winddown-demo-"))
     const acked: Array<string> = []
