@@ -97,6 +97,8 @@ export interface HttpDrainStats {
   readonly sessions: number
   /** Responses that finished after `beginClosing`. */
   readonly servedWhileClosing: number
+  /** Idle keep-alive sockets ended by the idle-grace rule. */
+  readonly endedIdle: number
 }
 
 /**
@@ -148,6 +150,8 @@ interface Conn {
   lastActivity: number
   upgraded: boolean
   request: http.IncomingMessage | undefined
+  /** The response in flight on this socket, to add `Connection: close` to at `beginClosing`. */
+  current: http.ServerResponse | undefined
   hooked: boolean
   h2: boolean
   endTimer: ReturnType<typeof setTimeout> | undefined
@@ -177,10 +181,9 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
   /** Raw TCP sockets of a TLS server (handshake in progress or wrapped by a tracked TLS socket). */
   const rawTls = new Map<net.Socket, () => void>()
   const sessions = new Map<http2.Http2Session, () => void>()
-  /** HTTP/1.x responses in flight, to add `Connection: close` at `beginClosing`. */
-  const h1Responses = new Set<http.ServerResponse>()
   let activeRequests = 0
   let servedWhileClosing = 0
+  let endedIdle = 0
   let closing = false
   let idleClosing = false
   let disposed = false
@@ -215,6 +218,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       lastActivity: now(),
       upgraded: false,
       request: undefined,
+      current: undefined,
       hooked: false,
       h2: false,
       endTimer: undefined,
@@ -243,12 +247,21 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
   }
 
   /** End an idle HTTP/1.x socket with a FIN; destroy it if the peer does not close in time. */
+  /**
+   * End an idle HTTP/1.x socket with a FIN. It no longer counts for the
+   * drain: nothing more will be served on it, and waiting for each client's
+   * own FIN would only delay the exit. It is destroyed if the peer does not
+   * close in time.
+   */
   const closeIdle = (conn: Conn) => {
     const socket = conn.socket
     if (socket.destroyed) return
     socket.end()
     conn.endTimer = setTimeout(() => socket.destroy(), defaults.endTimeoutMs)
     conn.endTimer.unref()
+    conns.delete(socket)
+    endedIdle++
+    check()
   }
 
   const isIdleH1 = (conn: Conn) =>
@@ -310,6 +323,10 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
 
   // ---- requests ----------------------------------------------------------
 
+  // The per-request path: it runs for every request of the server's life, not
+  // only during shutdown, so it does the least it can. One 'close' listener
+  // per response (Node emits 'close' after 'finish', and for aborted ones),
+  // no removal, one timestamp.
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (disposed) return
     activeRequests++
@@ -317,33 +334,28 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
     const conn = h1 ? conns.get(req.socket) : undefined
     if (conn !== undefined) {
       conn.active++
-      conn.lastActivity = now()
-    }
-    if (h1) {
-      h1Responses.add(res)
+      conn.current = res
       if (closing && connectionClose && !res.headersSent) res.setHeader("connection", "close")
     }
-    let done = false
-    const finish = () => {
-      if (done) return
-      done = true
-      res.off("finish", finish)
-      res.off("close", finish)
+    res.on("close", () => {
       activeRequests--
-      h1Responses.delete(res)
-      if (closing) servedWhileClosing++
       if (conn !== undefined) {
         conn.active--
         conn.lastActivity = now()
-        // With `Connection: close` Node has already ended the socket (its own
-        // 'finish' listener runs before ours). Otherwise the client may reuse
-        // it: it gets the idle grace like any keep-alive socket.
-        if (conn.active === 0 && isIdleH1(conn)) scheduleSweep(idleGraceMs)
+        if (conn.current === res) conn.current = undefined
       }
-      check()
-    }
-    res.on("finish", finish)
-    res.on("close", finish)
+      if (closing || waiters.size > 0) settled(conn)
+    })
+  }
+
+  /** A response ended while closing: count it, give its socket the idle grace, maybe finish the drain. */
+  const settled = (conn: Conn | undefined) => {
+    if (closing) servedWhileClosing++
+    // With `Connection: close` Node has already ended the socket (its own
+    // 'finish' listener runs before our 'close'). Otherwise the client may
+    // reuse it: it gets the idle grace like any keep-alive socket.
+    if (conn !== undefined && conn.active === 0 && isIdleH1(conn)) scheduleSweep(idleGraceMs)
+    check()
   }
 
   // ---- upgrades ----------------------------------------------------------
@@ -428,8 +440,8 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
     if (closing || disposed) return
     closing = true
     if (connectionClose) {
-      for (const res of h1Responses) {
-        if (!res.headersSent) res.setHeader("connection", "close")
+      for (const conn of conns.values()) {
+        if (conn.current !== undefined && !conn.current.headersSent) conn.current.setHeader("connection", "close")
       }
     }
     for (const session of sessions.keys()) closeSession(session)
@@ -504,7 +516,15 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       if (conn.upgraded) upgraded++
       else if (!conn.h2 && conn.active === 0) idle++
     }
-    return { connections: conns.size, activeRequests, idle, upgraded, sessions: sessions.size, servedWhileClosing }
+    return {
+      connections: conns.size,
+      activeRequests,
+      idle,
+      upgraded,
+      sessions: sessions.size,
+      servedWhileClosing,
+      endedIdle
+    }
   }
 
   const dispose = () => {
@@ -524,7 +544,6 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
     conns.clear()
     rawTls.clear()
     sessions.clear()
-    h1Responses.clear()
     pending = undefined
     // Nothing is tracked any more: pending drains cannot tell, they resolve false.
     for (const w of [...waiters]) w(false)
