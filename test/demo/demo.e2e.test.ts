@@ -5,12 +5,22 @@
  * at least once (none lost) across SIGKILL.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import type { Entry } from "../../demo/Journal.ts"
 import { ChildProcess } from "../../src/testing/index.ts"
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 
 const demo = path.join(import.meta.dirname, "..", "..", "demo", "main.ts")
 
@@ -64,6 +74,29 @@ const completions = (dataDir: string) => {
 }
 
 describe("demo service end to end", () => {
+  it("npm start: a SIGTERM sent to npm itself reaches the service, which shuts down gracefully", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "winddown-npm-start-"))
+    const npm = spawn("npm", ["start", "--silent"], {
+      cwd: path.join(import.meta.dirname, "..", ".."),
+      env: { ...process.env, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    npm.stdout.on("data", (d) => (output += d))
+    npm.stderr.on("data", (d) => (output += d))
+    const exited = new Promise<number | null>((resolve) => npm.on("exit", (code) => resolve(code)))
+    const guard = setTimeout(() => npm.kill("SIGKILL"), 60_000)
+    for (let i = 0; i < 300 && !output.includes("listening on"); i++) await sleep(100)
+    const pid = Number(/\(pid (\d+)\)/.exec(output)?.[1])
+    npm.kill("SIGTERM")
+    const code = await exited
+    clearTimeout(guard)
+    for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100)
+    assert.isFalse(isAlive(pid), `the service (pid ${pid}) outlived npm:\n${output}`)
+    assert.include(output, "shutdown complete")
+    assert.strictEqual(code, 0, output)
+  }, 90_000)
+
   it("a bad setting stops it at startup with the variable named, before it listens", async () => {
     for (const [env, message] of [
       [{ PORT: "abc" }, `PORT="abc": expected a whole number from 0 to 65535`],
