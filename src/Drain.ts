@@ -27,6 +27,7 @@ import { Clock, Context, Data, Deferred, Duration, Effect, Exit, Fiber, Cause, S
 import { formatMillis, toMillis } from "./internal/duration.ts"
 import { isPhaseScope } from "./internal/phaseScope.ts"
 import * as Shutdown from "./Shutdown.ts"
+import { dual } from "effect/Function"
 
 /**
  * Defaults of {@link Options} and {@link WaitOptions}, in one place.
@@ -206,13 +207,8 @@ export const untilWrapUp: {
     self: Effect.Effect<A, E, R>,
     onWrapUp: Effect.Effect<B, E2, R2>
   ): Effect.Effect<A | B, E | E2, R | R2>
-} = function() {
-  if (arguments.length === 1) {
-    const onWrapUp = arguments[0]
-    return (self: Effect.Effect<any, any, any>) => untilWrapUpImpl(self, onWrapUp)
-  }
-  return untilWrapUpImpl(arguments[0], arguments[1])
-} as any
+} = dual(2, <A, E, R, B, E2, R2>(self: Effect.Effect<A, E, R>, onWrapUp: Effect.Effect<B, E2, R2>) =>
+  untilWrapUpImpl(self, onWrapUp))
 
 const untilWrapUpImpl = <A, E, R, B, E2, R2>(
   self: Effect.Effect<A, E, R>,

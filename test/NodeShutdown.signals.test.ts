@@ -16,6 +16,14 @@ const assertOrder = (output: string, needles: ReadonlyArray<string>) => {
   }
 }
 
+/** Start a fixture, wait until it is ready, send one signal, and wait for its exit. */
+const signalWhenReady = async (name: string, signal: NodeJS.Signals, env?: Record<string, string>) => {
+  const child = ChildProcess.spawn(fixture(name), env === undefined ? {} : { env })
+  await child.waitFor("ready")
+  child.signal(signal)
+  return child.exited
+}
+
 const sequence = [
   "shutting down: signal",
   "stopAccepting 1/1 \"close listener\" done",
@@ -30,29 +38,20 @@ const sequence = [
 
 describe("signals in a child process", { concurrent: true }, () => {
   it("SIGTERM: every phase in order, exit 0, promptly", async () => {
-    const child = ChildProcess.spawn(fixture("sigterm"))
-    await child.waitFor("ready")
-    child.signal("SIGTERM")
-    const exit = await child.exited
+    const exit = await signalWhenReady("sigterm", "SIGTERM")
     assert.strictEqual(exit.code, 0, exit.output)
     assertOrder(exit.output, ["db open", "ready", ...sequence])
     assert.isBelow(exit.elapsedMs, 5000)
   })
 
   it("SIGINT with WINDDOWN_SIGNAL_EXIT=conventional exits 130", async () => {
-    const child = ChildProcess.spawn(fixture("sigterm"), { env: { WINDDOWN_SIGNAL_EXIT: "conventional" } })
-    await child.waitFor("ready")
-    child.signal("SIGINT")
-    const exit = await child.exited
+    const exit = await signalWhenReady("sigterm", "SIGINT", { WINDDOWN_SIGNAL_EXIT: "conventional" })
     assert.strictEqual(exit.code, 130, exit.output)
     assertOrder(exit.output, ["shutting down: signal SIGINT", ...sequence.slice(1)])
   })
 
   it("SIGTERM with WINDDOWN_SIGNAL_EXIT=conventional exits 143", async () => {
-    const child = ChildProcess.spawn(fixture("sigterm"), { env: { WINDDOWN_SIGNAL_EXIT: "conventional" } })
-    await child.waitFor("ready")
-    child.signal("SIGTERM")
-    assert.strictEqual((await child.exited).code, 143)
+    assert.strictEqual((await signalWhenReady("sigterm", "SIGTERM", { WINDDOWN_SIGNAL_EXIT: "conventional" })).code, 143)
   })
 
   it("a bad environment variable fails at startup, naming it", async () => {
@@ -98,10 +97,7 @@ describe("signals in a child process", { concurrent: true }, () => {
   })
 
   it("a finalizer that hangs forever: the watchdog exits at the hard deadline with 124", async () => {
-    const child = ChildProcess.spawn(fixture("hung_finalizer"))
-    await child.waitFor("ready")
-    child.signal("SIGTERM")
-    const exit = await child.exited
+    const exit = await signalWhenReady("hung_finalizer", "SIGTERM")
     assert.strictEqual(exit.code, 124, exit.output)
     assertOrder(exit.output, ["finalizer hangs", "\"main program\" timed out", "shutdown complete", "hard deadline"])
     assert.isAtLeast(exit.elapsedMs, 1900)
@@ -109,10 +105,7 @@ describe("signals in a child process", { concurrent: true }, () => {
   })
 
   it("a failing step is logged with its cause and the next steps still run; the report is one JSON line", async () => {
-    const child = ChildProcess.spawn(fixture("failing_step"))
-    await child.waitFor("ready")
-    child.signal("SIGTERM")
-    const exit = await child.exited
+    const exit = await signalWhenReady("failing_step", "SIGTERM")
     assert.strictEqual(exit.code, 0, exit.output)
     assertOrder(exit.output, [
       "queue closed",
@@ -151,10 +144,7 @@ describe("signals in a child process", { concurrent: true }, () => {
   })
 
   it("without runMain, a configured SIGHUP interrupts the program and the process exits 0 by itself", async () => {
-    const child = ChildProcess.spawn(fixture("no_runmain"))
-    await child.waitFor("ready")
-    child.signal("SIGHUP")
-    const exit = await child.exited
+    const exit = await signalWhenReady("no_runmain", "SIGHUP")
     assert.strictEqual(exit.code, 0, exit.output)
     assertOrder(exit.output, ["ready", "shutting down: signal SIGHUP", "program unwound", "db closed", "shutdown complete"])
   })
