@@ -127,64 +127,64 @@ const install = (
   shutdown: Shutdown.Service,
   onStart: Array<() => void>
 ): { readonly dispose: Effect.Effect<void> } => {
-    const signals = options.signals ?? defaults.signals
-    const forceOn = options.forceOnSignal ?? defaults.forceOnSignal
-    const exitOn = options.exitOnSignal ?? defaults.exitOnSignal
-    let count = 0
-    const onSignal = (signal: NodeJS.Signals) => {
-      count++
-      if (count >= exitOn) {
-        ExitCode.exitNow(128 + (signalNumbers[signal] ?? 0), `[winddown] ${signal} (signal ${count}): exiting now`)
-      } else if (count >= forceOn) {
-        process.stderr.write(`[winddown] ${signal} (signal ${count}): forcing shutdown; signal ${exitOn} exits at once\n`)
-        shutdown.forceUnsafe(signal)
-      } else {
-        shutdown.triggerUnsafe({ _tag: "signal", signal })
-      }
+  const signals = options.signals ?? defaults.signals
+  const forceOn = options.forceOnSignal ?? defaults.forceOnSignal
+  const exitOn = options.exitOnSignal ?? defaults.exitOnSignal
+  let count = 0
+  const onSignal = (signal: NodeJS.Signals) => {
+    count++
+    if (count >= exitOn) {
+      ExitCode.exitNow(128 + (signalNumbers[signal] ?? 0), `[winddown] ${signal} (signal ${count}): exiting now`)
+    } else if (count >= forceOn) {
+      process.stderr.write(`[winddown] ${signal} (signal ${count}): forcing shutdown; signal ${exitOn} exits at once\n`)
+      shutdown.forceUnsafe(signal)
+    } else {
+      shutdown.triggerUnsafe({ _tag: "signal", signal })
     }
-    const onUncaught = (tag: "uncaughtException" | "unhandledRejection") => (error: unknown) => {
-      process.stderr.write(`[winddown] ${tag}: ${describeError(error)}\n`)
-      shutdown.triggerUnsafe({ _tag: tag, message: error instanceof Error ? error.message : String(error) })
-    }
-    const uncaught = onUncaught("uncaughtException")
-    const unhandled = onUncaught("unhandledRejection")
-    let watchdog: ReturnType<typeof setTimeout> | undefined
-
-    const dispose = Effect.gen(function*() {
-        for (const signal of signals) process.removeListener(signal, onSignal)
-        if (options.handleUncaught) {
-          process.removeListener("uncaughtException", uncaught)
-          process.removeListener("unhandledRejection", unhandled)
-        }
-        if (watchdog !== undefined) clearTimeout(watchdog)
-        if (!shutdown.isShuttingDownUnsafe()) return
-        const report = yield* shutdown.awaitReport
-        // A program that completed or failed by itself already ends with the
-        // right code; a shutdown started from outside decides it here.
-        if (report.reason._tag !== "completed" && report.reason._tag !== "failed") ExitCode.decide(report.exitCode)
-        if (options.reportSummary) process.stdout.write(`${ShutdownReport.formatSummary(report)}\n`)
-        if (options.reportJson) process.stdout.write(`${ShutdownReport.toJsonLine(report)}\n`)
-      })
-    for (const signal of signals) process.prependListener(signal, onSignal)
-    if (options.handleUncaught) {
-      process.prependListener("uncaughtException", uncaught)
-      process.prependListener("unhandledRejection", unhandled)
-    }
-    if (options.watchdog ?? defaults.watchdog) {
-      onStart.push(() => {
-        watchdog = setTimeout(() => {
-          ExitCode.exitNow(
-            options.deadlineExitCode ?? Shutdown.defaults.deadlineExitCode,
-            `[winddown] hard deadline: the ${
-              formatMillis(shutdown.budget.timeoutMs)
-            } budget is spent during ${shutdown.statusUnsafe()}; exiting`
-          )
-        }, Math.max(0, shutdown.remainingMillisUnsafe()))
-        watchdog.unref()
-      })
-    }
-    return { dispose }
   }
+  const onUncaught = (tag: "uncaughtException" | "unhandledRejection") => (error: unknown) => {
+    process.stderr.write(`[winddown] ${tag}: ${describeError(error)}\n`)
+    shutdown.triggerUnsafe({ _tag: tag, message: error instanceof Error ? error.message : String(error) })
+  }
+  const uncaught = onUncaught("uncaughtException")
+  const unhandled = onUncaught("unhandledRejection")
+  let watchdog: ReturnType<typeof setTimeout> | undefined
+
+  const dispose = Effect.gen(function*() {
+    for (const signal of signals) process.removeListener(signal, onSignal)
+    if (options.handleUncaught) {
+      process.removeListener("uncaughtException", uncaught)
+      process.removeListener("unhandledRejection", unhandled)
+    }
+    if (watchdog !== undefined) clearTimeout(watchdog)
+    if (!shutdown.isShuttingDownUnsafe()) return
+    const report = yield* shutdown.awaitReport
+    // A program that completed or failed by itself already ends with the
+    // right code; a shutdown started from outside decides it here.
+    if (report.reason._tag !== "completed" && report.reason._tag !== "failed") ExitCode.decide(report.exitCode)
+    if (options.reportSummary) process.stdout.write(`${ShutdownReport.formatSummary(report)}\n`)
+    if (options.reportJson) process.stdout.write(`${ShutdownReport.toJsonLine(report)}\n`)
+  })
+  for (const signal of signals) process.prependListener(signal, onSignal)
+  if (options.handleUncaught) {
+    process.prependListener("uncaughtException", uncaught)
+    process.prependListener("unhandledRejection", unhandled)
+  }
+  if (options.watchdog ?? defaults.watchdog) {
+    onStart.push(() => {
+      watchdog = setTimeout(() => {
+        ExitCode.exitNow(
+          options.deadlineExitCode ?? Shutdown.defaults.deadlineExitCode,
+          `[winddown] hard deadline: the ${
+            formatMillis(shutdown.budget.timeoutMs)
+          } budget is spent during ${shutdown.statusUnsafe()}; exiting`
+        )
+      }, Math.max(0, shutdown.remainingMillisUnsafe()))
+      watchdog.unref()
+    })
+  }
+  return { dispose }
+}
 
 /**
  * The Shutdown layer with Node signals. Provides `Shutdown` and, as the
