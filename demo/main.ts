@@ -24,7 +24,6 @@ const say = (line: string) => Effect.logInfo(`[demo] ${line}`)
 
 const main = Effect.gen(function*() {
   const config = yield* DemoConfig.load
-  const shutdown = yield* Shutdown.Shutdown
   // A cleanup step: the journal closes after the jobs drained.
   const journal = yield* Shutdown.acquireRelease("close journal", Journal.open(config.dataDir), (j) => j.close)
   for (const warning of journal.warnings) yield* Effect.logWarning(`[demo] ${warning}`)
@@ -32,16 +31,12 @@ const main = Effect.gen(function*() {
   const queue = yield* Queue.unbounded<string>()
   for (const job of jobs.pending()) yield* Queue.offer(queue, job.id)
 
-  const worker = yield* Worker.make("jobs", {
+  yield* Worker.make("jobs", {
     take: queue,
     process: jobs.run,
     concurrency: config.workers,
     // The journal already holds the checkpoint; in memory, the job waits in the queue.
     requeue: (id) => Queue.offer(queue, id)
-  })
-  yield* shutdown.addProgress("jobs", () => {
-    const stats = worker.statsUnsafe()
-    return `${stats.inFlight} in flight, ${jobs.counts().pending} pending`
   })
 
   const http = yield* Layer.build(

@@ -154,6 +154,7 @@ export const adopt = (
     yield* shutdown.addSection(name, () => ({ ...engine.stats(), drained: drained ?? false, destroyed }))
     yield* shutdown.addProgress(name, () => {
       const { activeRequests, connections, upgraded } = engine.stats()
+      if (connections === 0 && activeRequests === 0) return undefined
       return `${activeRequests} requests on ${connections} connections${upgraded > 0 ? ` (${upgraded} upgraded)` : ""}`
     })
     return { server, stats: engine.stats }
