@@ -1,14 +1,15 @@
 /**
  * The HTTP drain wired into the Shutdown phases, against real sockets, for an
  * effect router (NodeHttpDrain.layer), a plain node:http server
- * (NodeHttpDrain.adopt) and Fastify (adopting `app.server`): the same suite
- * runs on each.
+ * (NodeHttpDrain.adopt), Fastify (adopting `app.server`) and Express (its
+ * http.Server): the same suite runs on each.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as http from "node:http"
 import type * as net from "node:net"
+import express from "express"
 import Fastify from "fastify"
 import { Shutdown, ShutdownReport } from "../../src/index.ts"
 import { NodeHttpDrain } from "../../src/node/index.ts"
@@ -34,7 +35,15 @@ const plainHandler: http.RequestListener = (req, res) => {
   setTimeout(() => res.end("ok"), msOf(req.url ?? "/"))
 }
 
-type Kind = "effect router" | "plain node:http" | "fastify"
+type Kind = "effect router" | "plain node:http" | "fastify" | "express"
+
+/** Express is a request handler: its server is an ordinary http.Server, adopted before listen. */
+const expressServer = () => {
+  const app = express()
+  app.get("/work", (req, res) => void setTimeout(() => res.send("ok"), msOf(req.url)))
+  app.get("/hang", () => {})
+  return http.createServer(app)
+}
 
 /** Fastify owns its server; winddown adopts `app.server` before `listen`. */
 const fastifyServer = () => {
@@ -53,7 +62,12 @@ const start = (kind: Kind, options: Shutdown.Options = {}) =>
     const context = yield* Layer.buildWithScope(Shutdown.layerTest({ timeout: "10 seconds", ...options }), scope)
     const shutdown = Context.get(context, Shutdown.Shutdown)
     const app = kind === "fastify" ? fastifyServer() : undefined
-    const server = app?.server ?? (kind === "plain node:http" ? http.createServer(plainHandler) : http.createServer())
+    const server = app?.server ??
+      (kind === "plain node:http"
+        ? http.createServer(plainHandler)
+        : kind === "express"
+        ? expressServer()
+        : http.createServer())
     server.keepAliveTimeout = 60_000
     if (app !== undefined) {
       yield* NodeHttpDrain.adopt(server).pipe(Effect.provideService(Shutdown.Shutdown, shutdown))
@@ -79,7 +93,7 @@ const start = (kind: Kind, options: Shutdown.Options = {}) =>
     return { port, shutdown, stop }
   })
 
-for (const kind of ["effect router", "plain node:http", "fastify"] as const) {
+for (const kind of ["effect router", "plain node:http", "fastify", "express"] as const) {
   describe(kind, () => {
     it.live("closed-loop keep-alive clients through the shutdown: no reset, Connection: close, then ECONNREFUSED only", () =>
       Effect.gen(function*() {
