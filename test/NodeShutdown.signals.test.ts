@@ -2,6 +2,7 @@
 // asserts the exit code, the order of the output and generous time bounds.
 import { assert, describe, it } from "@effect/vitest"
 import * as path from "node:path"
+import { setTimeout as sleep } from "node:timers/promises"
 import { ChildProcess } from "../src/testing/index.ts"
 
 const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", `${name}.ts`)
@@ -75,11 +76,24 @@ describe("signals in a child process", { concurrent: true }, () => {
     await child.waitFor("ready")
     child.signal("SIGTERM")
     await child.waitFor("draining")
+    await sleep(300) // a person pressing twice; closer repeats count once (repeatWindow)
     child.signal("SIGTERM")
     const exit = await child.exited
     assert.strictEqual(exit.code, 125, exit.output)
     assertOrder(exit.output, ["draining", "forcing shutdown", "job checkpointed", "\"endless job\" interrupted", "db closed", "forced by SIGTERM"])
     assert.isBelow(exit.elapsedMs, 10_000)
+  })
+
+  it("the same signal twice within repeatWindow counts once: Ctrl+C reaching node directly and through npm", async () => {
+    const child = ChildProcess.spawn(fixture("sigterm"))
+    await child.waitFor("ready")
+    child.signal("SIGINT")
+    await sleep(20) // two deliveries, as npm's forwarded copy arrives a few ms after the terminal's
+    child.signal("SIGINT")
+    const exit = await child.exited
+    assert.strictEqual(exit.code, 0, exit.output)
+    assert.notInclude(exit.output, "forcing shutdown")
+    assertOrder(exit.output, ["shutting down: signal SIGINT", "shutdown complete"])
   })
 
   it("three signals: exits at once with 128 + signal while cleanup hangs", async () => {
@@ -89,6 +103,7 @@ describe("signals in a child process", { concurrent: true }, () => {
     await child.waitFor("cleanup stuck")
     child.signal("SIGINT")
     await child.waitFor("forcing shutdown")
+    await sleep(300)
     child.signal("SIGTERM")
     const exit = await child.exited
     assert.strictEqual(exit.code, 143, exit.output)

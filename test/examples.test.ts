@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import type * as net from "node:net"
 import * as path from "node:path"
+import { setTimeout as sleep } from "node:timers/promises"
 import { ChildProcess } from "../src/testing/index.ts"
 
 const examplesDir = path.join(import.meta.dirname, "..", "examples")
@@ -125,6 +126,7 @@ describe("examples", { concurrent: true }, () => {
     await child.waitFor(/pid \d+: press Ctrl\+C/)
     child.signal("SIGTERM")
     await child.waitFor("batch 1/20 sent")
+    await sleep(300) // beyond NodeShutdown's repeatWindow: a deliberate second press
     child.signal("SIGTERM")
     const { code, output } = await child.exited
     assert.strictEqual(code, 125, output)

@@ -38,6 +38,7 @@ const expected: Record<string, string> = {
   signals: NodeShutdown.defaults.signals.join(","),
   forceOnSignal: String(NodeShutdown.defaults.forceOnSignal),
   exitOnSignal: String(NodeShutdown.defaults.exitOnSignal),
+  repeatWindow: NodeShutdown.defaults.repeatWindow,
   handleUncaught: String(NodeShutdown.defaults.handleUncaught),
   reportJson: String(NodeShutdown.defaults.reportJson),
   reportSummary: String(NodeShutdown.defaults.reportSummary),

@@ -15,7 +15,7 @@
  */
 import { Context, Effect, Layer, Runtime, Scope } from "effect"
 import * as Budget from "../Budget.ts"
-import { formatMillis, type Input as DurationInput } from "../internal/duration.ts"
+import { formatMillis, type Input as DurationInput, toMillis } from "../internal/duration.ts"
 import { signalNumbers } from "../internal/engine.ts"
 import * as Shutdown from "../Shutdown.ts"
 import * as ShutdownConfig from "../ShutdownConfig.ts"
@@ -51,6 +51,12 @@ export interface Options extends Omit<Shutdown.Options, "preStop"> {
   /** The n-th signal exits at once with 128 + signal number. */
   readonly exitOnSignal?: number | undefined
   /**
+   * The same signal again within this window of the last one counts once: a
+   * terminal's Ctrl+C reaches both npm and node, and npm forwards it again,
+   * so node sees two SIGINTs a few ms apart for one keypress.
+   */
+  readonly repeatWindow?: DurationInput | undefined
+  /**
    * Pre-stop delay. `auto`: 5 s when `KUBERNETES_SERVICE_HOST` is set (the pod
    * is behind a Service whose endpoints update asynchronously), 0 otherwise.
    * Set 0 when the pod spec already has a preStop sleep.
@@ -77,6 +83,7 @@ export const defaults = {
   signals: ["SIGTERM", "SIGINT"] as ReadonlyArray<Signal>,
   forceOnSignal: 2,
   exitOnSignal: 3,
+  repeatWindow: "100 millis",
   preStop: "auto",
   kubernetesPreStop: "5 seconds",
   handleUncaught: false,
@@ -101,6 +108,10 @@ const validate = (options: Options): Effect.Effect<void, Budget.BudgetError> =>
     if (!Number.isInteger(force) || force < 2) return invalid(`forceOnSignal must be an integer of 2 or more, got ${force}`)
     if (!Number.isInteger(exit) || exit <= force) {
       return invalid(`exitOnSignal must be an integer above forceOnSignal (${force}), got ${exit}`)
+    }
+    const repeatWindowMs = toMillis(options.repeatWindow ?? defaults.repeatWindow)
+    if (!(repeatWindowMs! >= 0) || repeatWindowMs === Infinity) {
+      return invalid(`repeatWindow must be a finite duration, got ${JSON.stringify(options.repeatWindow)}`)
     }
     return Effect.void
   })
@@ -130,8 +141,13 @@ const install = (
   const signals = options.signals ?? defaults.signals
   const forceOn = options.forceOnSignal ?? defaults.forceOnSignal
   const exitOn = options.exitOnSignal ?? defaults.exitOnSignal
+  const repeatWindowMs = toMillis(options.repeatWindow ?? defaults.repeatWindow)!
   let count = 0
+  let last: { readonly signal: string; readonly at: number } | undefined
   const onSignal = (signal: NodeJS.Signals) => {
+    const now = performance.now()
+    if (last !== undefined && last.signal === signal && now - last.at < repeatWindowMs) return
+    last = { signal, at: now }
     count++
     if (count >= exitOn) {
       ExitCode.exitNow(128 + (signalNumbers[signal] ?? 0), `[winddown] ${signal} (signal ${count}): exiting now`)
