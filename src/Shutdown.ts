@@ -231,7 +231,7 @@ const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
     if (started) onStart()
     return started
   }
-  const remainingMillisUnsafe = () => engine.budget.timeoutMs - Engine.elapsed(engine)
+  const remainingMillisUnsafe = () => Engine.remainingMs(engine)
   const phaseRemainingMs = () =>
     engine.phaseDeadline === undefined
       ? remainingMillisUnsafe()

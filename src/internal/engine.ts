@@ -62,6 +62,12 @@ export const make = (budget: Budget.Budget, settings: Settings, clock: Clock.Clo
 export const elapsed = (engine: Engine): number =>
   engine.startedAt === undefined ? 0 : engine.clock.currentTimeMillisUnsafe() - engine.startedAt
 
+/** The Clock time at which the budget is spent (the watchdog's moment). */
+export const hardDeadline = (engine: Engine): number => (engine.startedAt ?? 0) + engine.budget.timeoutMs
+
+/** Milliseconds left before the hard deadline (the whole budget before the start). */
+export const remainingMs = (engine: Engine): number => engine.budget.timeoutMs - elapsed(engine)
+
 /** Start the shutdown; false when it had already started. */
 export const start = (engine: Engine, reason: ShutdownReport.Reason): boolean => {
   if (engine.startedAt !== undefined) return false

@@ -9,7 +9,7 @@
 import { Cause, Clock, Deferred, Effect, Exit, Fiber } from "effect"
 import * as Phase from "../Phase.ts"
 import type * as ShutdownReport from "../ShutdownReport.ts"
-import { type Engine } from "./engine.ts"
+import { type Engine, hardDeadline } from "./engine.ts"
 import type { Step } from "./scopeSteps.ts"
 import { StepDeadline } from "./stepDeadline.ts"
 
@@ -31,13 +31,11 @@ const sleepUntil = (engine: Engine, deadline: number): Effect.Effect<Wake> =>
     return engine.forcedAt === undefined ? Effect.raceFirst(sleep, Effect.as(Deferred.await(engine.forced), tick)) : sleep
   })
 
-/** The latest moment the step may still run. */
-const deadlineOf = (engine: Engine, phase: Phase.Phase, stepDeadline: number, phaseDeadline: number): number => {
-  const cut = engine.forcedAt === undefined
+/** Where escalation cuts a step of `phase`: at once for waits and drains, a short timeout for the rest. */
+const forcedCut = (engine: Engine, phase: Phase.Phase): number =>
+  engine.forcedAt === undefined
     ? Infinity
     : engine.forcedAt + (Phase.isSkippedWhenForced(phase) ? 0 : engine.settings.forcedStepTimeoutMs)
-  return Math.min(stepDeadline, phaseDeadline, cut, (engine.startedAt ?? 0) + engine.budget.timeoutMs)
-}
 
 export const runStep = (
   engine: Engine,
@@ -52,22 +50,24 @@ export const runStep = (
     const start = yield* Clock.currentTimeMillis
     const timeoutMs = step.timeoutMs ?? engine.settings.stepTimeoutMs
     const stepDeadline = timeoutMs === undefined ? Infinity : start + timeoutMs
+    // The latest moment the step may run unless escalation cuts it earlier.
+    const natural = Math.min(stepDeadline, phaseDeadline, hardDeadline(engine))
+    const deadline = () => Math.min(natural, forcedCut(engine, phase))
     // Started at once: a step forced before its first instant still runs up
     // to its first wait, so its interrupt handlers (a drain interrupting its
     // units and awaiting their checkpoints) see the interrupt.
     const fiber = yield* Effect.forkDetach(
       Effect.interruptible(Effect.suspend(() => step.run(exit))).pipe(
-        Effect.provideService(StepDeadline, deadlineOf(engine, phase, stepDeadline, phaseDeadline))
+        Effect.provideService(StepDeadline, deadline())
       ),
       { startImmediately: true }
     )
     let outcome: ShutdownReport.StepOutcome | undefined
     let detail: string | undefined
     while (outcome === undefined) {
-      const deadline = deadlineOf(engine, phase, stepDeadline, phaseDeadline)
       const wake: Wake = yield* Effect.raceFirst(
         Effect.map(Fiber.await(fiber), (exit): Wake => ({ _tag: "done", exit })),
-        sleepUntil(engine, deadline)
+        sleepUntil(engine, deadline())
       )
       if (wake._tag === "done") {
         if (Exit.isSuccess(wake.exit)) outcome = "ok"
@@ -77,12 +77,11 @@ export const runStep = (
           detail = describeCause(wake.exit.cause)
         }
       } else {
-        const current = deadlineOf(engine, phase, stepDeadline, phaseDeadline)
+        const current = deadline()
         if ((yield* Clock.currentTimeMillis) < current) continue
-        const natural = Math.min(stepDeadline, phaseDeadline, (engine.startedAt ?? 0) + engine.budget.timeoutMs)
-        const forcedCut = current < natural
-        outcome = forcedCut ? "interrupted" : "timedOut"
-        detail = forcedCut
+        const cut = current < natural
+        outcome = cut ? "interrupted" : "timedOut"
+        detail = cut
           ? `interrupted by ${engine.forcedSignal ?? "escalation"}`
           : `ran past its ${natural === stepDeadline ? "timeout" : natural === phaseDeadline ? `${phase} allowance` : "hard deadline"}`
         yield* abandon(engine, fiber)
@@ -107,8 +106,7 @@ export const runStep = (
 const abandon = (engine: Engine, fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<void> =>
   Effect.suspend(() => {
     fiber.interruptUnsafe()
-    const hardDeadline = (engine.startedAt ?? 0) + engine.budget.timeoutMs
-    const grace = Math.min(engine.settings.forcedStepTimeoutMs, hardDeadline - engine.clock.currentTimeMillisUnsafe())
+    const grace = Math.min(engine.settings.forcedStepTimeoutMs, hardDeadline(engine) - engine.clock.currentTimeMillisUnsafe())
     return grace > 0 ? Effect.asVoid(Effect.timeoutOption(Fiber.await(fiber), grace)) : Effect.void
   })
 

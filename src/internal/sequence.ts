@@ -8,7 +8,7 @@ import * as Budget from "../Budget.ts"
 import * as Phase from "../Phase.ts"
 import * as ShutdownReport from "../ShutdownReport.ts"
 import { formatMillis } from "./duration.ts"
-import { type Engine, exitCodeFor } from "./engine.ts"
+import { type Engine, exitCodeFor, remainingMs } from "./engine.ts"
 import { runStep } from "./runStep.ts"
 import * as ScopeSteps from "./scopeSteps.ts"
 
@@ -38,7 +38,7 @@ const withProgress = <A>(engine: Engine, effect: Effect.Effect<A>): Effect.Effec
     }).filter((p) => p !== undefined)
     const now = engine.clock.currentTimeMillisUnsafe()
     const drainLeft = formatMillis(Math.max(0, (engine.phaseDeadline ?? now) - now))
-    const deadlineLeft = formatMillis(Math.max(0, engine.budget.timeoutMs - (now - engine.startedAt!)))
+    const deadlineLeft = formatMillis(Math.max(0, remainingMs(engine)))
     return Effect.logInfo(
       `[winddown] draining${parts.length > 0 ? `: ${parts.join("; ")}` : ""} (drain ${drainLeft} left, ${deadlineLeft} to the hard deadline)`
     )
