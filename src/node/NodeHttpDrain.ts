@@ -122,7 +122,8 @@ export const adopt = (
       phase: "stopAccepting"
     })
     const drainRequests = Effect.gen(function*() {
-      const left = Math.min(drainTimeoutMs, Duration.toMillis(yield* shutdown.stepRemaining))
+      // The step's own deadline already includes drainTimeout (it is the step's timeout).
+      const left = Duration.toMillis(yield* shutdown.stepRemaining)
       const before = engine.stats()
       yield* Effect.logInfo(
         `[winddown] ${name}: draining ${before.activeRequests} requests on ${before.connections} connections, up to ${
