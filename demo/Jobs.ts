@@ -35,12 +35,16 @@ export interface Jobs {
 
 const slice = 50
 
+const pendingJob = (id: string, ms: number, acceptedAt: number): Job => ({
+  id, ms, state: "pending", progressMs: 0, runs: 0, completions: 0, result: undefined, acceptedAt
+})
+
 /** Fold the journal into job states. A job "running" when the process died is pending again. */
 export const replay = (entries: ReadonlyArray<Entry>): Map<string, Job> => {
   const jobs = new Map<string, Job>()
   for (const e of entries) {
     if (e.t === "accepted") {
-      jobs.set(e.id, { id: e.id, ms: e.ms, state: "pending", progressMs: 0, runs: 0, completions: 0, result: undefined, acceptedAt: e.at })
+      jobs.set(e.id, pendingJob(e.id, e.ms, e.at))
       continue
     }
     const job = jobs.get(e.id)
@@ -106,7 +110,7 @@ export const make = (journal: Journal): Jobs => {
   return {
     get: (id) => jobs.get(id),
     accept: (ms) => {
-      const job: Job = { id: newId(), ms, state: "pending", progressMs: 0, runs: 0, completions: 0, result: undefined, acceptedAt: Date.now() }
+      const job = pendingJob(newId(), ms, Date.now())
       journal.append({ t: "accepted", id: job.id, ms, at: job.acceptedAt })
       jobs.set(job.id, job)
       return job
