@@ -27,9 +27,11 @@ const published = {
   type: "module",
   exports: { ".": entry(""), "./node": entry("node/"), "./testing": entry("testing/") },
   files: ["dist", "README.md"],
-  engines: { node: ">=20" },
+  engines: pkg.engines,
   peerDependencies: pkg.peerDependencies
 }
 fs.writeFileSync(path.join(out, "package.json"), `${JSON.stringify(published, null, 2)}\n`)
 fs.copyFileSync(path.join(root, "README.md"), path.join(out, "README.md"))
+// Plain JavaScript that tsc does not emit: loaded with `node --import` into test children.
+fs.copyFileSync(path.join(root, "src", "testing", "orphanGuard.mjs"), path.join(out, "dist", "testing", "orphanGuard.mjs"))
 console.log(`built ${path.relative(root, out)}/ (${published.name}@${published.version})`)

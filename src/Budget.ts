@@ -12,6 +12,7 @@
 import { Data, Effect, Result } from "effect"
 import { formatMillis, type Input as DurationInput, toMillis } from "./internal/duration.ts"
 import * as Phase from "./Phase.ts"
+import { sourceOf } from "./ShutdownConfig.ts"
 
 /**
  * A duration option: anything `Duration` reads ("25 seconds", 1500, ...) or a
@@ -86,9 +87,15 @@ const isShared = (phase: Phase.Phase): phase is SharedPhase => phase in defaults
  * @category errors
  */
 export class BudgetError extends Data.TaggedError("BudgetError")<{
-  readonly reason: "InvalidDuration" | "InvalidOption" | "NotPositive" | "Overcommitted" | "PreStopTooLong"
+  readonly reason: "InvalidDuration" | "NotPositive" | "Overcommitted" | "PreStopTooLong"
   readonly message: string
-}> {}
+}> {
+  constructor(args: { readonly reason: BudgetError["reason"]; readonly message: string }) {
+    super(args)
+    // A budget that cannot work is the user's input, not a bug: one line, no stack frames.
+    this.stack = `${this._tag}: ${this.message}`
+  }
+}
 
 const readMillis = (name: string, input: DurationInput): Result.Result<number, BudgetError> => {
   const ms = toMillis(input)
@@ -98,6 +105,12 @@ const readMillis = (name: string, input: DurationInput): Result.Result<number, B
     )
   }
   return Result.succeed(ms)
+}
+
+/** How a value is named in messages: the option, or the variable that set it (`WINDDOWN_DRAIN=20s`). */
+const labelOf = (input: object, option: string, value: unknown): string => {
+  const variable = sourceOf(input, option)
+  return variable === undefined ? option : `${variable}=${typeof value === "string" ? value : JSON.stringify(value)}`
 }
 
 /**
@@ -112,7 +125,8 @@ const readMillis = (name: string, input: DurationInput): Result.Result<number, B
  */
 export const validate = (input: Input = {}): Result.Result<Budget, BudgetError> => {
   const ms: Record<string, number> = {}
-  const timeout = readMillis("timeout", input.timeout ?? defaults.timeout)
+  const label = (option: string) => labelOf(input, option, (input as Record<string, unknown>)[option])
+  const timeout = readMillis(label("timeout"), input.timeout ?? defaults.timeout)
   if (Result.isFailure(timeout)) return Result.fail(timeout.failure)
   ms.timeout = timeout.success
   for (const phase of Phase.all) {
@@ -125,33 +139,38 @@ export const validate = (input: Input = {}): Result.Result<Budget, BudgetError> 
       }
       continue
     }
-    const read = readMillis(phase, value)
+    const read = readMillis(label(phase), value)
     if (Result.isFailure(read)) return Result.fail(read.failure)
     ms[phase] = read.success
   }
   const timeoutMs = ms.timeout!
+  // Which of the values involved came from the environment, to name them.
+  const setBy = () => {
+    const set = ["timeout", ...Phase.all].filter((o) => sourceOf(input, o) !== undefined).map(label)
+    return set.length === 0 ? "" : ` (set by ${set.join(", ")})`
+  }
   if (!(timeoutMs > 0) || timeoutMs === Infinity) {
-    return fail("NotPositive", `timeout must be a finite duration above zero, got ${show(timeoutMs)}`)
+    return fail("NotPositive", `${label("timeout")}: the timeout must be a finite duration above zero, got ${show(timeoutMs)}`)
   }
   for (const phase of Phase.all) {
     const value = ms[phase]
     if (value === undefined) continue
     if (value < 0 || (value === 0 && phase !== "preStop")) {
-      return fail("NotPositive", `${phase} budget must be ${phase === "preStop" ? "zero or more" : "above zero"}, got ${show(value)}`)
+      return fail("NotPositive", `${label(phase)}: the ${phase} budget must be ${phase === "preStop" ? "zero or more" : "above zero"}, got ${show(value)}`)
     }
   }
   if (ms.preStop! >= timeoutMs) {
-    return fail("PreStopTooLong", `preStop delay ${show(ms.preStop!)} leaves nothing of the ${show(timeoutMs)} timeout`)
+    return fail("PreStopTooLong", `preStop delay ${show(ms.preStop!)} leaves nothing of the ${show(timeoutMs)} timeout${setBy()}`)
   }
   const fixed = Phase.all.filter((p) => p !== "drain").reduce((sum, p) => sum + ms[p]!, 0)
   const drain = ms.drain ?? timeoutMs - fixed
   const total = fixed + drain
   const parts = () => Phase.all.filter((p) => p !== "drain" || ms.drain !== undefined).map((p) => `${p} ${show(ms[p]!)}`).join(" + ")
   if (ms.drain === undefined && drain <= 0) {
-    return fail("Overcommitted", `phases need ${parts()} = ${show(fixed)}, which leaves nothing of the ${show(timeoutMs)} timeout for drain`)
+    return fail("Overcommitted", `phases need ${parts()} = ${show(fixed)}, which leaves nothing of the ${show(timeoutMs)} timeout for drain${setBy()}`)
   }
   if (total > timeoutMs) {
-    return fail("Overcommitted", `phases need ${parts()} = ${show(total)}, more than the ${show(timeoutMs)} timeout`)
+    return fail("Overcommitted", `phases need ${parts()} = ${show(total)}, more than the ${show(timeoutMs)} timeout${setBy()}`)
   }
   const phasesMs = Object.fromEntries(Phase.all.map((p) => [p, p === "drain" ? drain : ms[p]!])) as Budget["phasesMs"]
   return Result.succeed({ timeoutMs, phasesMs })
@@ -227,16 +246,6 @@ export const validateKubernetes = (input: KubernetesInput): Result.Result<Budget
       message: `${e.message} (timeout = grace ${grace} s - preStop hook ${show(hook.success)} - safety margin ${show(margin.success)})`
     }))
 }
-
-/**
- * The time a phase may use when it starts at `elapsedMs` after the start: its
- * own budget, cut by the hard deadline.
- *
- * @since 0.1.0
- * @category combinators
- */
-export const phaseAllowanceMs = (budget: Budget, phase: Phase.Phase, elapsedMs: number): number =>
-  Math.max(0, Math.min(budget.phasesMs[phase], budget.timeoutMs - elapsedMs))
 
 /**
  * One line describing the split, for the startup log.

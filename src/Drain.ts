@@ -23,11 +23,16 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Data, Deferred, Duration, Effect, Exit, Fiber, Cause, Scope } from "effect"
-import { formatMillis, toMillis } from "./internal/duration.ts"
-import { isPhaseScope } from "./internal/phaseScope.ts"
-import * as Shutdown from "./Shutdown.ts"
+import { Cause, Clock, Context, Data, Deferred, type Duration, Effect, Exit, Fiber, type Scope } from "effect"
 import { dual } from "effect/Function"
+import * as Deadline from "./internal/deadline.ts"
+import { formatMillis, toMillis } from "./internal/duration.ts"
+import { holdScope } from "./internal/hold.ts"
+import * as Log from "./internal/log.ts"
+import * as OptionCheck from "./internal/options.ts"
+import { describeCause } from "./internal/runStep.ts"
+import * as Shutdown from "./Shutdown.ts"
+import type { ShutdownConfigError } from "./ShutdownConfig.ts"
 
 /**
  * Defaults of {@link Options} and {@link WaitOptions}, in one place.
@@ -84,7 +89,12 @@ export interface Options {
 export class DrainError extends Data.TaggedError("DrainError")<{
   readonly reason: "InvalidOption" | "DuplicateName"
   readonly message: string
-}> {}
+}> {
+  constructor(args: { readonly reason: DrainError["reason"]; readonly message: string }) {
+    super(args)
+    this.stack = `${this._tag}: ${this.message}`
+  }
+}
 
 /**
  * Work submitted to a drain that no longer accepts any: its drain step has
@@ -249,7 +259,7 @@ export interface Drain {
     onRefused: (refused: Refused) => Effect.Effect<B, E2, R2>
   ) => Effect.Effect<A | B, E | E2, R | R2>
   /** A nested drain that closes with this one and reports in its own section. */
-  readonly child: (name: string, options?: Options) => Effect.Effect<Drain, DrainError>
+  readonly child: (name: string, options?: Options) => Effect.Effect<Drain, DrainError | ShutdownConfigError>
   readonly isAcceptingUnsafe: () => boolean
   readonly stats: Effect.Effect<Stats>
   readonly statsUnsafe: () => Stats
@@ -279,48 +289,56 @@ interface Settings {
   readonly softRatio: number
 }
 
+/**
+ * Work that failed or died while the shutdown ran: each unit was logged with
+ * its cause; the drain's step is reported `failed` with this message.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnitsFailed extends Data.TaggedError("DrainUnitsFailed")<{
+  readonly drain: string
+  readonly failed: number
+  readonly message: string
+}> {}
+
 interface Impl extends Drain {
   /**
-   * Close within `limitMs` (ms); second callers wait for the first. `hold`:
-   * when the time ran out, do not return but wait to be interrupted (the
-   * drain step, so that the core reports it `timedOut`, not `ok`).
+   * Close by `deadline` (Clock ms): refuse new work, await the units (and
+   * children), ask them to wrap up at the soft deadline. The caller bounds it:
+   * the step runner interrupts it at the step's deadline, a standalone close
+   * with a timeout; on interruption the units are interrupted and their own
+   * finalizers (checkpoints) awaited. Second callers wait for the first.
    */
-  readonly closeWithin: (limitMs: number, hold?: boolean) => Effect.Effect<void>
+  readonly closeBy: (deadline: number) => Effect.Effect<void, UnitsFailed>
   readonly interruptAll: Effect.Effect<void>
+  readonly settings: Settings
 }
 
 const invalid = (message: string) => new DrainError({ reason: "InvalidOption", message })
 
-const readSettings = (options: Options, inherited: Settings | undefined): Settings | DrainError => {
-  const timeoutMs = options.timeout === undefined ? inherited?.timeoutMs : toMillis(options.timeout)
-  if (options.timeout !== undefined && !(timeoutMs! > 0)) {
-    return invalid(`timeout must be a duration above zero, got ${JSON.stringify(options.timeout)}`)
-  }
-  if (options.softTimeout !== undefined && options.softRatio !== undefined) {
-    return invalid(
-      `set softTimeout or softRatio, not both (got ${JSON.stringify(options.softTimeout)} and ${options.softRatio})`
-    )
-  }
-  const softTimeoutMs = options.softTimeout === undefined ? undefined : toMillis(options.softTimeout)
-  if (options.softTimeout !== undefined && !(softTimeoutMs! >= 0)) {
-    return invalid(`softTimeout must be a duration, got ${JSON.stringify(options.softTimeout)}`)
-  }
-  const softRatio = options.softRatio ?? (softTimeoutMs === undefined ? inherited?.softRatio : undefined) ??
-    defaults.softRatio
-  if (!(typeof softRatio === "number" && softRatio > 0 && softRatio <= 1)) {
-    return invalid(`softRatio must be a number above 0 and at most 1, got ${String(options.softRatio)}`)
-  }
-  return {
-    timeoutMs,
-    softTimeoutMs: softTimeoutMs ?? (options.softRatio === undefined ? inherited?.softTimeoutMs : undefined),
-    softRatio
-  }
-}
+const readSettings = (options: Options, inherited: Settings | undefined): Effect.Effect<Settings, ShutdownConfigError> =>
+  OptionCheck.check(options, (c) => {
+    const timeoutMs = c.duration("timeout", options.timeout) ?? inherited?.timeoutMs
+    if (options.softTimeout !== undefined && options.softRatio !== undefined) {
+      c.refuse("softRatio", options.softRatio, `no softRatio when softTimeout is set (${JSON.stringify(options.softTimeout)})`)
+    }
+    const softTimeoutMs = c.duration("softTimeout", options.softTimeout, { zero: true })
+    const softRatio = c.number("softRatio", options.softRatio, { min: 0, max: 1, exclusiveMin: true }) ??
+      (softTimeoutMs === undefined ? inherited?.softRatio : undefined) ?? defaults.softRatio
+    return {
+      timeoutMs,
+      softTimeoutMs: softTimeoutMs ?? (options.softRatio === undefined ? inherited?.softTimeoutMs : undefined),
+      softRatio
+    }
+  })
 
-const checkName = (name: string): DrainError | undefined =>
-  typeof name === "string" && name.trim().length > 0 && !name.includes("/")
-    ? undefined
-    : invalid(`name must be a non-empty string without "/", got ${JSON.stringify(name)}`)
+const checkName = (name: string): Effect.Effect<void, ShutdownConfigError> =>
+  OptionCheck.check(undefined, (c) => {
+    if (typeof name !== "string" || name.trim().length === 0 || name.includes("/")) {
+      c.refuse("name", name, `a non-empty name without "/"`)
+    }
+  })
 
 /** Full drain names in use, per Shutdown: two drains may not share a report section. */
 const namesInUse = new WeakMap<Shutdown.Service, Set<string>>()
@@ -334,6 +352,11 @@ const claimName = (shutdown: Shutdown.Service, name: string): DrainError | undef
   names.add(name)
   return undefined
 }
+
+/** Said once per failed unit while shutting down, when the program's own scopes are already gone. */
+const programGoneHint =
+  " (the program had already ended and released its own scopes: if this work needs a layer provided inside the program, " +
+  "release that layer after the drain with Shutdown.releaseAs)"
 
 const makeImpl = (
   shutdown: Shutdown.Service,
@@ -350,6 +373,8 @@ const makeImpl = (
   const fibers = new Set<Fiber.Fiber<unknown, unknown>>()
   const children: Array<Impl> = []
   const counts: Counts = { accepted: 0, completed: 0, failed: 0, wrappedUp: 0, interrupted: 0, refused: 0 }
+  // Failures while the shutdown runs: nobody may be left to join those units.
+  const lateFailures: Array<string> = []
   const wrapUp = Deferred.makeUnsafe<void>()
   let wrapUpRequested = false
   const closed = Deferred.makeUnsafe<Stats>()
@@ -385,12 +410,26 @@ const makeImpl = (
     return new Refused({ drain: name, message: `drain ${JSON.stringify(name)} is ${why}: no new work accepted` })
   }
 
-  const observe = (fiber: Fiber.Fiber<unknown, unknown>) => (exit: Exit.Exit<unknown, unknown>) => {
+  const logFailure = (cause: Cause.Cause<unknown>, context: Context.Context<never>) => {
+    const why = describeCause(cause)
+    lateFailures.push(why)
+    const line = `[winddown] drain ${JSON.stringify(name)}: a unit failed during the shutdown: ${why}${
+      shutdown.isProgramDoneUnsafe() ? programGoneHint : ""
+    }`
+    // In the unit's own context, so the program's logger gets it.
+    Effect.runForkWith(context)(Log.error(line, { "winddown.drain": name, "winddown.cause": why }))
+  }
+
+  const observe = (fiber: Fiber.Fiber<unknown, unknown>, context: Context.Context<never>) =>
+  (exit: Exit.Exit<unknown, unknown>) => {
     fibers.delete(fiber)
     if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) counts.interrupted++
     else if (wrapUpRequested) counts.wrappedUp++
     else if (Exit.isSuccess(exit)) counts.completed++
     else counts.failed++
+    if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) && shutdown.isShuttingDownUnsafe()) {
+      logFailure(exit.cause, context)
+    }
   }
 
   const run = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<Fiber.Fiber<A, E>, Refused, R> =>
@@ -409,8 +448,8 @@ const makeImpl = (
       const exit = fiber.pollUnsafe()
       if (exit === undefined) {
         fibers.add(fiber)
-        fiber.addObserver(observe(fiber))
-      } else observe(fiber)(exit)
+        fiber.addObserver(observe(fiber, context))
+      } else observe(fiber, context)(exit)
       return Effect.succeed(fiber)
     })
 
@@ -421,42 +460,40 @@ const makeImpl = (
     ], { concurrency: 2, discard: true })
   )
 
+  /** A child closes with its parent, by the parent's deadline or its own timeout, whichever is first. */
+  const closeChild = (child: Impl, deadline: number) =>
+    Effect.suspend(() => {
+      const now = clock.currentTimeMillisUnsafe()
+      const own = child.settings.timeoutMs === undefined ? Infinity : now + child.settings.timeoutMs
+      const close = own >= deadline ? child.closeBy(deadline) : Effect.timeoutOption(child.closeBy(own), own - now)
+      return Effect.asVoid(Effect.exit(close))
+    })
+
   // Uninterruptible from the first line: an interruption between marking the
   // drain `closing` and the close itself would leave it closing forever.
-  const closeWithin = (limit: number, hold = false): Effect.Effect<void> =>
-    Effect.uninterruptibleMask((restore) => Effect.suspend(() => {
-      if (state !== "open") {
-        // Someone else is closing: wait, and interrupt the units when we are cut.
-        return restore(Effect.asVoid(Deferred.await(closed))).pipe(Effect.onInterrupt(() => interruptAll))
-      }
-      state = "closing"
-      const start = clock.currentTimeMillisUnsafe()
-      closedAt = start
-      limitMs = Math.max(0, Math.min(limit, settings.timeoutMs ?? Infinity))
-      const soft = Math.min(limitMs, settings.softTimeoutMs ?? settings.softRatio * limitMs)
-      softDeadlineMs = soft
-      const end = start + limitMs
-      const drained = Effect.as(
-        Effect.all([
+  const closeBy = (deadline: number): Effect.Effect<void, UnitsFailed> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (state !== "open") {
+          // Someone else is closing: wait, and interrupt the units when we are cut.
+          return restore(Effect.asVoid(Deferred.await(closed))).pipe(Effect.onInterrupt(() => interruptAll))
+        }
+        state = "closing"
+        const start = clock.currentTimeMillisUnsafe()
+        closedAt = start
+        limitMs = Math.max(0, deadline - start)
+        const softAt = Deadline.soft(start, deadline, settings)
+        softDeadlineMs = softAt === Infinity ? limitMs : softAt - start
+        const drained = Effect.all([
           Effect.suspend(() => Fiber.awaitAll(Array.from(fibers))),
-          Effect.forEach(children, (c) => Effect.suspend(() => c.closeWithin(end - clock.currentTimeMillisUnsafe())), {
-            concurrency: "unbounded",
-            discard: true
-          })
-        ], { concurrency: 2, discard: true }),
-        "drained" as const
-      )
-      const softTimer = soft < limitMs
-        ? Effect.andThen(Effect.sleep(soft), Effect.andThen(Effect.sync(requestWrapUp), Effect.never))
-        : Effect.never
-      return Effect.gen(function*() {
-          const exit = yield* Effect.exit(restore(Effect.raceAllFirst([
-            drained,
-            Effect.as(Effect.sleep(limitMs!), "timedOut" as const),
-            Effect.as(shutdown.awaitForced, "forced" as const),
-            softTimer
-          ])))
-          outcome = Exit.isSuccess(exit) && exit.value === "drained" && fibers.size === 0
+          Effect.forEach(children, (c) => closeChild(c, deadline), { concurrency: "unbounded", discard: true })
+        ], { concurrency: 2, discard: true })
+        const softTimer = softAt === Infinity
+          ? Effect.never
+          : Effect.andThen(Effect.sleep(softAt - start), Effect.andThen(Effect.sync(requestWrapUp), Effect.never))
+        return Effect.gen(function*() {
+          const exit = yield* Effect.exit(restore(Effect.raceFirst(drained, softTimer)))
+          outcome = Exit.isSuccess(exit) && fibers.size === 0
             ? "drained"
             : shutdown.isForcedUnsafe()
             ? "forced"
@@ -470,39 +507,57 @@ const makeImpl = (
           closeEnd = clock.currentTimeMillisUnsafe()
           const stats = statsUnsafe()
           if (outcome !== "drained") {
-            yield* Effect.logWarning(
+            yield* Log.warn(
               `[winddown] drain ${JSON.stringify(name)} ${outcome === "forced" ? "forced" : "timed out"} after ${
                 formatMillis(closeEnd - start)
-              }: ${stats.interrupted} interrupted, ${stats.completed + stats.wrappedUp} finished`
+              }: ${stats.interrupted} interrupted, ${stats.completed + stats.wrappedUp} finished`,
+              { "winddown.drain": name, "winddown.outcome": outcome, "winddown.interrupted": stats.interrupted }
             )
           }
           Deferred.doneUnsafe(closed, Exit.succeed(stats))
-          if (hold && outcome !== "drained") yield* restore(Effect.never)
+          if (lateFailures.length > 0) {
+            return yield* new UnitsFailed({
+              drain: name,
+              failed: lateFailures.length,
+              message: `${lateFailures.length} unit${lateFailures.length === 1 ? "" : "s"} failed during the shutdown: ${
+                lateFailures[0]
+              }`
+            })
+          }
         })
-    }))
+      })
+    )
 
-  const defaultLimit = () => settings.timeoutMs ?? shutdown.budget.phasesMs.drain
+  /** Close outside a shutdown step, bounded by `timeoutMs` from now. */
+  const closeWithin = (timeoutMs: number): Effect.Effect<Stats> =>
+    Effect.suspend(() => {
+      const deadline = clock.currentTimeMillisUnsafe() + timeoutMs
+      return Effect.andThen(
+        Effect.ignore(Effect.timeoutOption(closeBy(deadline), timeoutMs)),
+        Deferred.await(closed)
+      )
+    })
 
   const self: Impl = {
     name,
+    settings,
     run,
     runJoin: (effect) => Effect.flatMap(run(effect), Fiber.join),
     runOrElse: (effect, onRefused) => Effect.matchEffect(run(effect), { onFailure: onRefused, onSuccess: Fiber.join }),
     child: (childName, options = {}) =>
-      Effect.suspend(() => {
-        const bad = checkName(childName)
-        if (bad !== undefined) return Effect.fail(bad)
-        const childSettings = readSettings(options, settings)
-        if (childSettings instanceof DrainError) return Effect.fail(childSettings)
+      Effect.gen(function*() {
+        yield* checkName(childName)
+        const childSettings = yield* readSettings(options, settings)
         const full = `${name}/${childName}`
         const taken = claimName(shutdown, full)
-        if (taken !== undefined) return Effect.fail(taken)
+        if (taken !== undefined) return yield* taken
         if (state !== "open") {
-          return Effect.fail(invalid(`drain ${JSON.stringify(name)} is ${state}: cannot add child ${JSON.stringify(childName)}`))
+          return yield* invalid(`drain ${JSON.stringify(name)} is ${state}: cannot add child ${JSON.stringify(childName)}`)
         }
         const child = makeImpl(shutdown, clock, full, childSettings)
         children.push(child)
-        return Effect.as(addSection(shutdown, child, options), child as Drain)
+        yield* addSection(shutdown, child, options)
+        return child as Drain
       }),
     isAcceptingUnsafe: () => state === "open",
     stats: Effect.sync(() => statsUnsafe()),
@@ -511,11 +566,11 @@ const makeImpl = (
     awaitClosed: Deferred.await(closed),
     close: (timeout) =>
       Effect.suspend(() => {
-        const ms = timeout === undefined ? defaultLimit() : toMillis(timeout)
+        const ms = timeout === undefined ? settings.timeoutMs ?? shutdown.budget.phasesMs.drain : toMillis(timeout)
         if (!(ms! >= 0)) return Effect.die(invalid(`close: timeout must be a duration, got ${JSON.stringify(timeout)}`))
-        return Effect.andThen(closeWithin(ms!), Deferred.await(closed))
+        return closeWithin(ms!)
       }),
-    closeWithin,
+    closeBy,
     interruptAll
   }
   return self
@@ -530,7 +585,11 @@ const addSection = (shutdown: Shutdown.Service, drain: Impl, options: Options): 
         const { name: _, ...rest } = drain.statsUnsafe()
         return rest
       }),
-      shutdown.addProgress(drain.name, () => describeProgress(drain.statsUnsafe(), "in flight"))
+      shutdown.addProgress(
+        drain.name,
+        () => describeProgress(drain.statsUnsafe(), "in flight"),
+        () => drain.statsUnsafe().inFlight
+      )
     )
 
 /** "3 in flight (wrap-up requested)", or nothing once none is left. */
@@ -541,12 +600,15 @@ const describeProgress = (stats: Stats, what: string): string | undefined =>
 
 /**
  * Make a drain and register its step in the `drain` phase of the current
- * Shutdown (step name: the drain's name).
+ * Shutdown (step name: the drain's name; its `timeout` is the step's).
  *
  * If the Scope closes before any shutdown started (a subsystem torn down while
  * the program runs, or a program that ended by itself), the drain closes then,
  * by the same rules, bounded by its `timeout` or else the budget's drain
- * allowance. Once a shutdown started, the drain step decides.
+ * allowance. If the Scope closes during a shutdown (the program unwinding at
+ * the signal), closing it waits until the drain step has drained: whatever
+ * that Scope depends on (a pool the units use, provided around it) is
+ * released after the work, not under it.
  *
  * @since 0.1.0
  * @category constructors
@@ -554,12 +616,10 @@ const describeProgress = (stats: Stats, what: string): string | undefined =>
 export const make = (
   name: string,
   options: Options = {}
-): Effect.Effect<Drain, DrainError, Shutdown.Shutdown | Scope.Scope> =>
+): Effect.Effect<Drain, DrainError | ShutdownConfigError, Shutdown.Shutdown | Scope.Scope> =>
   Effect.gen(function*() {
-    const bad = checkName(name)
-    if (bad !== undefined) return yield* bad
-    const settings = readSettings(options, undefined)
-    if (settings instanceof DrainError) return yield* settings
+    yield* checkName(name)
+    const settings = yield* readSettings(options, undefined)
     const shutdown = yield* Shutdown.Shutdown
     const taken = claimName(shutdown, name)
     if (taken !== undefined) return yield* taken
@@ -568,30 +628,27 @@ export const make = (
     yield* addSection(shutdown, drain, options)
     yield* shutdown.addStep(
       name,
-      Effect.flatMap(shutdown.phaseRemaining, (left) =>
-        drain.closeWithin(Math.min(settings.timeoutMs ?? Infinity, Duration.toMillis(left)), true)),
+      Effect.flatMap(Deadline.CurrentStep, (step) => drain.closeBy(step?.deadline() ?? Infinity)),
       { phase: "drain", ...(settings.timeoutMs === undefined ? {} : { timeout: settings.timeoutMs }) }
     )
     // Escalation before the drain step runs (or while it is being cut) still
     // refuses new work and interrupts the units at once.
     yield* Effect.forkDetach(
       Effect.raceFirst(
-        Effect.andThen(shutdown.awaitForced, drain.closeWithin(0)),
+        Effect.andThen(
+          shutdown.awaitForced,
+          Effect.suspend(() => Effect.ignore(Effect.timeoutOption(drain.closeBy(clock.currentTimeMillisUnsafe()), 0)))
+        ),
         Effect.asVoid(drain.awaitClosed)
       )
     )
-    // A phase scope of the Shutdown itself (the layer's `Scope`) only closes
-    // during the shutdown, after the drain step: nothing to add there.
-    if (!isPhaseScope(shutdown, yield* Scope.Scope)) {
-      yield* Effect.addFinalizer(() =>
-        shutdown.isShuttingDownUnsafe()
-          ? Effect.void
-          : drain.closeWithin(settings.timeoutMs ?? shutdown.budget.phasesMs.drain)
-      )
-    }
+    yield* holdScope(
+      shutdown,
+      Effect.asVoid(drain.awaitClosed),
+      Effect.asVoid(drain.close())
+    )
     return drain as Drain
   })
-
 /**
  * Options of {@link waitFor}.
  *
@@ -620,19 +677,15 @@ export const waitFor = <A, E>(
   name: string,
   condition: Shutdown.Condition<A, E>,
   options: WaitOptions = {}
-): Effect.Effect<void, DrainError, Shutdown.Shutdown> =>
+): Effect.Effect<void, ShutdownConfigError, Shutdown.Shutdown> =>
   Effect.gen(function*() {
-    if (!(typeof name === "string" && name.trim().length > 0)) {
-      return yield* invalid(`name must be a non-empty string, got ${JSON.stringify(name)}`)
-    }
-    const pollMs = toMillis(options.pollInterval ?? defaults.pollInterval)
-    if (!(pollMs! > 0)) {
-      return yield* invalid(`pollInterval must be a duration above zero, got ${JSON.stringify(options.pollInterval)}`)
-    }
-    const timeoutMs = options.timeout === undefined ? undefined : toMillis(options.timeout)
-    if (options.timeout !== undefined && !(timeoutMs! > 0)) {
-      return yield* invalid(`timeout must be a duration above zero, got ${JSON.stringify(options.timeout)}`)
-    }
+    const { pollMs, timeoutMs } = yield* OptionCheck.check(options, (c) => {
+      c.name("name", name)
+      return {
+        pollMs: c.duration("pollInterval", options.pollInterval ?? defaults.pollInterval)!,
+        timeoutMs: c.duration("timeout", options.timeout)
+      }
+    })
     const shutdown = yield* Shutdown.Shutdown
     const clock = yield* Clock.Clock
     let section: { met?: boolean; waitedMs?: number; forced?: boolean } = {}
@@ -646,15 +699,18 @@ export const waitFor = <A, E>(
             section = { met, waitedMs: clock.currentTimeMillisUnsafe() - start, forced: shutdown.isForcedUnsafe() }
           })
         return shutdown.wait(condition, {
-          pollInterval: pollMs!,
+          pollInterval: pollMs,
           ...(timeoutMs === undefined ? {} : { timeout: timeoutMs })
         }).pipe(
-          // The step's deadline and the wait's are the same instant: whichever
-          // wins, the section says the condition was not met.
           Effect.onInterrupt(() => record(false)),
           Effect.tap(record),
-          // Not met: run into the step's deadline so the report says timedOut.
-          Effect.flatMap((met) => met ? Effect.void : Effect.never)
+          Effect.flatMap((met) =>
+            met
+              ? Effect.void
+              : shutdown.isForcedUnsafe()
+              ? Effect.interrupt
+              : Effect.fail(new Shutdown.StepTimedOut({ message: `condition not met within its deadline` }))
+          )
         )
       }),
       { phase: "drain", ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }) }

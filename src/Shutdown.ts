@@ -6,19 +6,23 @@
  * Build it with {@link layer} (or `NodeShutdown.layer`, which adds signals),
  * register steps with {@link addStep} or plain `Effect.addFinalizer` /
  * `acquireRelease` (the layer provides the `cleanup` phase as the program's
- * Scope), and read the outcome with {@link awaitReport}.
+ * Scope), hand app layers to a phase with {@link releaseAs}, and read the
+ * outcome with {@link awaitReport}.
  *
  * @since 0.1.0
  */
 import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Runtime, Scope } from "effect"
+import { dual } from "effect/Function"
 import * as Budget from "./Budget.ts"
+import * as Deadline from "./internal/deadline.ts"
 import { type Input as DurationInput, toMillis } from "./internal/duration.ts"
 import * as Engine from "./internal/engine.ts"
-import { describeCause } from "./internal/runStep.ts"
+import * as OptionCheck from "./internal/options.ts"
+import { describeCause, StepTimedOut as StepTimedOutError } from "./internal/runStep.ts"
 import * as ScopeSteps from "./internal/scopeSteps.ts"
-import { reserveMs, StepDeadline } from "./internal/stepDeadline.ts"
 import * as Sequence from "./internal/sequence.ts"
 import * as Phase from "./Phase.ts"
+import type { ShutdownConfigError } from "./ShutdownConfig.ts"
 import type * as ShutdownReport from "./ShutdownReport.ts"
 
 /**
@@ -61,6 +65,22 @@ export interface WaitOptions {
 }
 
 /**
+ * A step that ran out of time without being cut, e.g. a wait that gave up at
+ * its deadline: fail a step with it and the report says `timedOut` (with this
+ * message) instead of `failed`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const StepTimedOut = StepTimedOutError
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type StepTimedOut = StepTimedOutError
+
+/**
  * The service.
  *
  * @since 0.1.0
@@ -92,6 +112,8 @@ export interface Service {
   readonly forceUnsafe: (signal: string) => boolean
   readonly isForcedUnsafe: () => boolean
   readonly awaitForced: Effect.Effect<void>
+  /** True once the program the layer was provided to has ended (its own scopes are released). */
+  readonly isProgramDoneUnsafe: () => boolean
   /** `running` before the shutdown, then the current phase, then `done`. */
   readonly statusUnsafe: () => Phase.Status
   readonly status: Effect.Effect<Phase.Status>
@@ -117,13 +139,28 @@ export interface Service {
   readonly addSection: (name: string, data: () => Readonly<Record<string, unknown>>) => Effect.Effect<void>
   /**
    * Add a line part to the progress log of the drain phase, e.g. `http` →
-   * "3 requests on 5 connections" (return undefined to say nothing).
+   * "3 requests on 5 connections" (return undefined to say nothing), and,
+   * with `inFlight`, a count sampled at each progress tick into the report.
    */
-  readonly addProgress: (name: string, describe: () => string | undefined) => Effect.Effect<void>
+  readonly addProgress: (
+    name: string,
+    describe: () => string | undefined,
+    inFlight?: () => number
+  ) => Effect.Effect<void>
   /** Time left before the hard deadline, in ms: for watchdogs outside the runtime. */
   readonly remainingMillisUnsafe: () => number
-  /** The exit code the shutdown decided, once the report exists. */
-  readonly exitCodeUnsafe: () => number
+  /**
+   * The report as of now, for a watchdog that must exit before the phases
+   * end: the current phase `running` with its running steps, later phases
+   * `notReached`. After the end: the final report.
+   */
+  readonly snapshotUnsafe: (watchdog?: { readonly during: Phase.Status }) => ShutdownReport.ShutdownReport
+  /** Steps abandoned at their deadline whose fibers are still running (what may hold the process). */
+  readonly leftRunningUnsafe: () => ReadonlyArray<{ readonly phase: Phase.Phase; readonly name: string }>
+  /** The exit code the shutdown decided (see exitCode.ts), once the report exists. */
+  readonly exitCodeUnsafe: () => number | undefined
+  /** The settings the exit code is decided from. */
+  readonly exitSettings: Engine.Settings
 }
 
 /**
@@ -150,7 +187,7 @@ export interface Options extends Budget.Input {
   readonly signalExit?: "success" | "conventional" | undefined
   /** Exit code when a second signal forced the shutdown. */
   readonly forcedExitCode?: number | undefined
-  /** Exit code when the hard deadline stopped the process (Node watchdog). */
+  /** Exit code when the hard deadline stopped the process (Node watchdog), or a step left behind still ran at exit. */
   readonly deadlineExitCode?: number | undefined
   /** During the drain, log what is still in flight this often; 0 turns it off. */
   readonly progressInterval?: DurationInput | undefined
@@ -175,39 +212,20 @@ export const defaults = {
   progressInterval: "1 second"
 } as const
 
-const readSettings = (options: Options): Effect.Effect<Engine.Settings, Budget.BudgetError> =>
-  Effect.suspend(() => {
-    const stepTimeoutMs = options.stepTimeout === undefined ? undefined : toMillis(options.stepTimeout)
-    const forcedStepTimeoutMs = toMillis(options.forcedStepTimeout ?? defaults.forcedStepTimeout)
-    const progressIntervalMs = toMillis(options.progressInterval ?? defaults.progressInterval)
-    const invalid = (message: string) => Effect.fail(new Budget.BudgetError({ reason: "InvalidOption", message }))
-    if (options.stepTimeout !== undefined && !(stepTimeoutMs! > 0)) {
-      return invalid(`stepTimeout must be a duration above zero, got ${JSON.stringify(options.stepTimeout)}`)
-    }
-    if (!(forcedStepTimeoutMs! >= 0)) {
-      return invalid(`forcedStepTimeout must be a duration, got ${JSON.stringify(options.forcedStepTimeout)}`)
-    }
-    if (!(progressIntervalMs! >= 0)) {
-      return invalid(`progressInterval must be a duration (0 turns it off), got ${JSON.stringify(options.progressInterval)}`)
-    }
-    for (const key of ["forcedExitCode", "deadlineExitCode"] as const) {
-      const code = options[key]
-      if (code !== undefined && !(Number.isInteger(code) && code >= 0 && code <= 255)) {
-        return invalid(`${key} must be an integer from 0 to 255, got ${code}`)
-      }
-    }
-    if (options.signalExit !== undefined && options.signalExit !== "success" && options.signalExit !== "conventional") {
-      return invalid(`signalExit must be "success" or "conventional", got ${JSON.stringify(options.signalExit)}`)
-    }
-    return Effect.succeed({
-      stepTimeoutMs,
-      forcedStepTimeoutMs: forcedStepTimeoutMs!,
-      signalExit: options.signalExit ?? defaults.signalExit,
-      forcedExitCode: options.forcedExitCode ?? defaults.forcedExitCode,
-      deadlineExitCode: options.deadlineExitCode ?? defaults.deadlineExitCode,
-      progressIntervalMs: progressIntervalMs!
-    })
-  })
+const readSettings = (options: Options): Effect.Effect<Engine.Settings, ShutdownConfigError> =>
+  OptionCheck.check(options, (c) => ({
+    stepTimeoutMs: c.duration("stepTimeout", options.stepTimeout),
+    forcedStepTimeoutMs: c.duration("forcedStepTimeout", options.forcedStepTimeout ?? defaults.forcedStepTimeout, {
+      zero: true
+    })!,
+    progressIntervalMs: c.duration("progressInterval", options.progressInterval ?? defaults.progressInterval, {
+      zero: true
+    })!,
+    signalExit: c.oneOf("signalExit", options.signalExit ?? defaults.signalExit, ["success", "conventional"])!,
+    forcedExitCode: c.integer("forcedExitCode", options.forcedExitCode ?? defaults.forcedExitCode, 0, 255)!,
+    deadlineExitCode: c.integer("deadlineExitCode", options.deadlineExitCode ?? defaults.deadlineExitCode, 0, 255)!,
+    ...(c.boolean("interruptProgram", options.interruptProgram) === undefined ? {} : {})
+  }))
 
 const reasonOf = (reason: string | ShutdownReport.Reason | undefined): ShutdownReport.Reason =>
   typeof reason === "object" ? reason : { _tag: "manual", message: reason ?? "trigger" }
@@ -225,32 +243,23 @@ const reasonFromExit = (exit: Exit.Exit<unknown, unknown>): ShutdownReport.Reaso
 
 const msToDuration = (ms: number) => Duration.millis(Math.max(0, ms))
 
-const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
-  const triggerUnsafe = (reason: ShutdownReport.Reason) => {
-    const started = Engine.start(engine, reason)
-    if (started) onStart()
-    return started
-  }
-  const remainingMillisUnsafe = () => Engine.remainingMs(engine)
-  const phaseRemainingMs = () =>
-    engine.phaseDeadline === undefined
-      ? remainingMillisUnsafe()
-      : engine.phaseDeadline - engine.clock.currentTimeMillisUnsafe()
-  // Inside a step: its deadline less a reserve to act on the answer; else the
-  // current phase's; before the shutdown: none.
-  const defaultWaitDeadline = (now: number) =>
-    Effect.map(StepDeadline, (stepDeadline: number | undefined) => {
-      const end = stepDeadline ?? engine.phaseDeadline
-      if (end === undefined || engine.startedAt === undefined) return Infinity
-      return end - reserveMs(end - now, engine.settings.forcedStepTimeoutMs)
-    })
+const makeService = (engine: Engine.Engine): Service => {
+  const triggerUnsafe = (reason: ShutdownReport.Reason) => Engine.start(engine, reason)
+  const remainingMillisUnsafe = () => Deadline.remaining(engine, Engine.now(engine))
+  // The deadline a wait or `stepRemaining` runs against: the current step's,
+  // else the current phase's; none before the shutdown.
+  const currentDeadline = (step: Deadline.CurrentStep | undefined): number =>
+    step !== undefined ? step.deadline() : engine.current?.window.deadline ?? Infinity
   const wait = <A, E>(condition: Condition<A, E>, options: WaitOptions = {}): Effect.Effect<boolean> =>
     Effect.gen(function*() {
       const pollMs = toMillis(options.pollInterval ?? 100) ?? 100
       const start = yield* Clock.currentTimeMillis
+      const step = yield* Deadline.CurrentStep
       const deadline = options.timeout !== undefined
         ? start + (toMillis(options.timeout) ?? 0)
-        : yield* defaultWaitDeadline(start)
+        : engine.startedAt === undefined
+        ? Infinity
+        : Deadline.waitEnd(engine, currentDeadline(step), start)
       const forcedOrLate = Effect.raceFirst(
         Effect.as(Deferred.await(engine.forced), false),
         Effect.as(Effect.sleep(msToDuration(deadline - start)), false)
@@ -272,23 +281,26 @@ const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
     budget: engine.budget,
     scope: (phase) => engine.scopes[phase],
     addStep: (name, step, options = {}) =>
-      Effect.suspend(() => {
+      Effect.withFiber((fiber) => {
         // The types rule these out; plain JavaScript callers get a clear defect
         // at registration rather than a step that silently has no bound.
         const phase = options.phase ?? "cleanup"
-        const timeoutMs = options.timeout === undefined ? undefined : toMillis(options.timeout)
         if (typeof name !== "string" || name.length === 0) {
           return Effect.die(new TypeError(`addStep: name must be a non-empty string, got ${JSON.stringify(name)}`))
         }
         if (!Phase.isPhase(phase)) {
-          return Effect.die(new TypeError(`addStep "${name}": phase must be one of ${Phase.all.join(", ")}, got ${JSON.stringify(phase)}`))
+          return Effect.die(
+            new TypeError(`addStep "${name}": phase must be one of ${Phase.all.join(", ")}, got ${JSON.stringify(phase)}`)
+          )
         }
+        const timeoutMs = options.timeout === undefined ? undefined : toMillis(options.timeout)
         if (options.timeout !== undefined && !(timeoutMs! > 0)) {
-          return Effect.die(new TypeError(`addStep "${name}": timeout must be a duration above zero, got ${JSON.stringify(options.timeout)}`))
+          return Effect.die(
+            new TypeError(`addStep "${name}": timeout must be a duration above zero, got ${JSON.stringify(options.timeout)}`)
+          )
         }
-        return Effect.contextWith((context: Context.Context<any>) =>
-          ScopeSteps.add(engine.scopes[phase], { name, timeoutMs }, () => Effect.provideContext(step, context))
-        )
+        const context = fiber.context as Context.Context<any>
+        return ScopeSteps.add(engine.scopes[phase], name, timeoutMs, () => Effect.provideContext(step, context))
       }),
     isShuttingDownUnsafe: () => engine.startedAt !== undefined,
     isShuttingDown: Effect.sync(() => engine.startedAt !== undefined),
@@ -301,19 +313,35 @@ const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
     },
     isForcedUnsafe: () => engine.forcedAt !== undefined,
     awaitForced: Deferred.await(engine.forced),
+    isProgramDoneUnsafe: () => Deferred.isDoneUnsafe(engine.programDone),
     statusUnsafe: () => engine.status,
     status: Effect.sync(() => engine.status),
     remaining: Effect.sync(() => msToDuration(remainingMillisUnsafe())),
-    phaseRemaining: Effect.sync(() => msToDuration(phaseRemainingMs())),
-    stepRemaining: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.map(defaultWaitDeadline(now), (deadline) =>
-        deadline === Infinity ? Duration.infinity : msToDuration(deadline - now))),
+    phaseRemaining: Effect.sync(() =>
+      msToDuration(
+        engine.current === undefined ? remainingMillisUnsafe() : engine.current.window.deadline - Engine.now(engine)
+      )
+    ),
+    stepRemaining: Effect.flatMap(Deadline.CurrentStep, (step) =>
+      Effect.sync(() => {
+        if (engine.startedAt === undefined) return Duration.infinity
+        const now = Engine.now(engine)
+        return msToDuration(Deadline.waitEnd(engine, currentDeadline(step), now) - now)
+      })),
     wait,
     awaitReport: Deferred.await(engine.report),
     addSection: (name, data) => Effect.sync(() => void engine.sections.set(name, data)),
-    addProgress: (name, describe) => Effect.sync(() => void engine.progress.set(name, describe)),
+    addProgress: (name, describe, inFlight) =>
+      Effect.sync(() => {
+        engine.progress.set(name, describe)
+        if (inFlight !== undefined) engine.inFlight.set(name, inFlight)
+      }),
     remainingMillisUnsafe,
-    exitCodeUnsafe: () => Engine.exitCodeFor(engine)
+    snapshotUnsafe: (watchdog) =>
+      Engine.snapshot(engine, engine.exitCode ?? Engine.decideExitCode(engine), watchdog),
+    leftRunningUnsafe: () => Engine.stillRunning(engine).map(({ name, phase }) => ({ name, phase })),
+    exitCodeUnsafe: () => engine.exitCode,
+    exitSettings: engine.settings
   }
 }
 
@@ -322,22 +350,18 @@ const makeService = (engine: Engine.Engine, onStart: () => void): Service => {
  * shutdown (reason `completed`, `failed` or `interrupted` from its Exit, unless
  * it had started already) and waits for the report.
  *
- * `onStart` runs synchronously when the shutdown starts (the layer uses it to
- * interrupt the program).
- *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (
-  options: Options = {},
-  onStart: () => void = () => {}
-): Effect.Effect<Service, Budget.BudgetError, Scope.Scope> =>
+  options: Options = {}
+): Effect.Effect<Service, Budget.BudgetError | ShutdownConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const budget = yield* Budget.make(options)
     const settings = yield* readSettings(options)
     const clock = yield* Clock.Clock
     const engine = Engine.make(budget, settings, clock)
-    const service = makeService(engine, onStart)
+    const service = makeService(engine)
     const sequence = yield* Effect.forkDetach(Sequence.run(engine))
     yield* Effect.addFinalizer((exit) =>
       Effect.gen(function*() {
@@ -348,6 +372,42 @@ export const make = (
     )
     return service
   })
+
+/**
+ * {@link make}, interrupting the fiber that builds it (the program, when the
+ * layer is provided with `Effect.provide`) as soon as the shutdown starts,
+ * unless `interruptProgram: false`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeInterrupting = (
+  options: Options = {}
+): Effect.Effect<Service, Budget.BudgetError | ShutdownConfigError, Scope.Scope> =>
+  Effect.withFiber((program) =>
+    Effect.gen(function*() {
+      const service = yield* make(options)
+      if (options.interruptProgram === false) return service
+      // Its context now, for the logger: a finished fiber's context is not kept.
+      const context = program.context
+      let programDone = false
+      yield* Effect.addFinalizer(() => Effect.sync(() => void (programDone = true)))
+      yield* Effect.forkDetach(Effect.flatMap(service.awaitStart, () =>
+        Effect.suspend(() => {
+          // Not while the program is already finishing: that would turn its
+          // success into an interruption.
+          if (programDone) return Effect.void
+          if (program.pollUnsafe() === undefined) return Effect.sync(() => program.interruptUnsafe())
+          // The fiber that built the layer is gone: it was a helper of a parallel
+          // build (Layer.mergeAll, Effect.provide([...])), not the program.
+          return Effect.logWarning(
+            "[winddown] cannot interrupt the program: the Shutdown layer was built inside a parallel layer build " +
+              "(Layer.mergeAll or Effect.provide([...])). Provide it on its own, outermost: program.pipe(Effect.provide(ShutdownLive))"
+          ).pipe(Effect.provideContext(context))
+        })))
+      return service
+    })
+  )
 
 /**
  * The Shutdown layer without signal handling (add `NodeShutdown.layer` for
@@ -361,45 +421,19 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Shutdown | Scope.Scope, Budget.BudgetError> =>
-  Layer.effectContext(
-    Effect.gen(function*() {
-      const service = yield* makeInterrupting(options)
-      return Context.make(Shutdown, service).pipe(Context.add(Scope.Scope, service.scope("cleanup")))
-    })
-  )
+export const layer = (
+  options: Options = {}
+): Layer.Layer<Shutdown | Scope.Scope, Budget.BudgetError | ShutdownConfigError> =>
+  Layer.effectContext(Effect.map(makeInterrupting(options), toContext))
 
 /**
- * {@link make}, interrupting the fiber that builds it (the program, when the
- * layer is provided with `Effect.provide`) as the shutdown starts, unless
- * `interruptProgram: false`. `onStart` runs first, synchronously.
+ * What the Shutdown layers provide: the service and, as `Scope`, the cleanup phase.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeInterrupting = (
-  options: Options = {},
-  onStart: () => void = () => {}
-): Effect.Effect<Service, Budget.BudgetError, Scope.Scope> =>
-  Effect.withFiber((fiber) => {
-    let programDone = false
-    // Its context now, for the logger: a finished fiber's context is not kept.
-    const context = fiber.context
-    const service = make(options, () => {
-      onStart()
-      // Not while the program is already finishing: that would turn its
-      // success into an interruption.
-      if (options.interruptProgram === false || programDone) return
-      if (fiber.pollUnsafe() === undefined) return fiber.interruptUnsafe()
-      // The fiber that built the layer is gone: it was a helper of a parallel
-      // build (Layer.mergeAll, Effect.provide([...])), not the program.
-      Effect.runForkWith(context)(Effect.logWarning(
-        "[winddown] cannot interrupt the program: the Shutdown layer was built inside a parallel layer build " +
-          "(Layer.mergeAll or Effect.provide([...])). Provide it on its own, outermost: program.pipe(Effect.provide(ShutdownLive))"
-      ))
-    })
-    return Effect.tap(service, () => Effect.addFinalizer(() => Effect.sync(() => void (programDone = true))))
-  })
+export const toContext = (service: Service): Context.Context<Shutdown | Scope.Scope> =>
+  Context.make(Shutdown, service).pipe(Context.add(Scope.Scope, service.scope("cleanup")))
 
 /**
  * A layer for tests: no program interruption, budgets as given (TestClock
@@ -408,7 +442,9 @@ export const makeInterrupting = (
  * @since 0.1.0
  * @category testing
  */
-export const layerTest = (options: Options = {}): Layer.Layer<Shutdown | Scope.Scope, Budget.BudgetError> =>
+export const layerTest = (
+  options: Options = {}
+): Layer.Layer<Shutdown | Scope.Scope, Budget.BudgetError | ShutdownConfigError> =>
   layer({ ...options, interruptProgram: false })
 
 /**
@@ -435,9 +471,47 @@ export const acquireRelease = <A, E, R, R2>(
   release: (a: A) => Effect.Effect<unknown, unknown, R2>,
   options?: StepOptions
 ): Effect.Effect<A, E, R | R2 | Shutdown> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.tap(restore(acquire), (a) => addStep(name, release(a), options))
-  )
+  Effect.uninterruptibleMask((restore) => Effect.tap(restore(acquire), (a) => addStep(name, release(a), options)))
+
+/**
+ * Hand a layer's resources to the shutdown: the layer is built in the
+ * Shutdown's own scope and released as the step `name` of a phase (default
+ * `cleanup`; `flush` for telemetry exporters), after the drain, wherever the
+ * layer is provided. Without it, a layer provided inside the program (or
+ * merged next to the Shutdown layer) is released when the program is
+ * interrupted at the first signal, while requests and jobs that use it are
+ * still draining.
+ *
+ * ```ts
+ * const DbLive = PgClient.layer({ url }).pipe(Shutdown.releaseAs("db pool"))
+ * const TelemetryLive = OtlpLive.pipe(Shutdown.releaseAs("telemetry", { phase: "flush" }))
+ * ```
+ *
+ * Its resources belong to the shutdown from the moment it is built: closing
+ * the scope it was built in does not release them early.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const releaseAs: {
+  (name: string, options?: StepOptions): <ROut, E, RIn>(
+    self: Layer.Layer<ROut, E, RIn>
+  ) => Layer.Layer<ROut, E, RIn | Shutdown>
+  <ROut, E, RIn>(self: Layer.Layer<ROut, E, RIn>, name: string, options?: StepOptions): Layer.Layer<ROut, E, RIn | Shutdown>
+} = dual(
+  (args) => Layer.isLayer(args[0]),
+  <ROut, E, RIn>(self: Layer.Layer<ROut, E, RIn>, name: string, options: StepOptions = {}) =>
+    Layer.fromBuildMemo((memoMap, _scope) =>
+      Effect.gen(function*() {
+        const shutdown = yield* Shutdown
+        const held = Scope.makeUnsafe()
+        yield* shutdown.addStep(name, Effect.suspend(() => Scope.close(held, Exit.void)), options)
+        return yield* Layer.buildWithMemoMap(self, memoMap, held).pipe(
+          Effect.onError((cause) => Scope.close(held, Exit.failCause(cause)))
+        )
+      })
+    )
+)
 
 /**
  * True once the shutdown started.

@@ -16,12 +16,14 @@
  *
  * @since 0.1.0
  */
-import { Cause, Data, Deferred, Effect, Exit, Fiber, Queue, type Schedule, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Queue, type Schedule, type Scope } from "effect"
 import * as Drain from "./Drain.ts"
-import { isPhaseScope } from "./internal/phaseScope.ts"
+import { holdScope } from "./internal/hold.ts"
+import * as OptionCheck from "./internal/options.ts"
 import { describeCause } from "./internal/runStep.ts"
 import type * as Phase from "./Phase.ts"
 import * as Shutdown from "./Shutdown.ts"
+import type { ShutdownConfigError } from "./ShutdownConfig.ts"
 
 /**
  * Defaults of {@link Options} and {@link RepeatOptions} (drain timings:
@@ -61,17 +63,6 @@ export type Requeue = typeof Requeue
  * @category models
  */
 export type RequeueReason = "interrupted" | "requested" | "refused"
-
-/**
- * Why a worker could not be made.
- *
- * @since 0.1.0
- * @category errors
- */
-export class WorkerError extends Data.TaggedError("WorkerError")<{
-  readonly reason: "InvalidOption"
-  readonly message: string
-}> {}
 
 /**
  * Options of {@link make}.
@@ -142,13 +133,6 @@ export interface Worker {
   readonly statsUnsafe: () => Stats
 }
 
-const invalid = (message: string) => new WorkerError({ reason: "InvalidOption", message })
-
-const checkName = (name: string): WorkerError | undefined =>
-  typeof name === "string" && name.trim().length > 0
-    ? undefined
-    : invalid(`name must be a non-empty string, got ${JSON.stringify(name)}`)
-
 /** The drain timings a worker passes on to its drain; the worker reports its own section. */
 const drainOptions = (options: Pick<Drain.Options, "timeout" | "softTimeout" | "softRatio">): Drain.Options => ({
   ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
@@ -172,26 +156,24 @@ const drainOptions = (options: Pick<Drain.Options, "timeout" | "softTimeout" | "
 export const make = <A, R = never>(
   name: string,
   options: Options<A, R>
-): Effect.Effect<Worker, WorkerError | Drain.DrainError, Shutdown.Shutdown | Scope.Scope | R> =>
+): Effect.Effect<Worker, Drain.DrainError | ShutdownConfigError, Shutdown.Shutdown | Scope.Scope | R> =>
   Effect.gen(function*() {
-    const bad = checkName(name)
-    if (bad !== undefined) return yield* bad
-    const concurrency = options.concurrency ?? defaults.concurrency
-    if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
-      return yield* invalid(`concurrency must be an integer of 1 or more, got ${String(options.concurrency)}`)
-    }
-    if (typeof options.process !== "function") return yield* invalid("process must be a function")
     const source = options.take
     const isQueue = Queue.isDequeue(source)
-    if (!isQueue && !Effect.isEffect(source)) return yield* invalid("take must be a Queue or an Effect")
+    const concurrency = yield* OptionCheck.check(options, (c) => {
+      c.name("name", name)
+      c.func("process", options.process)
+      if (!isQueue && !Effect.isEffect(source)) c.refuse("take", source, "a Queue or an Effect")
+      if (options.requeue !== undefined) c.func("requeue", options.requeue)
+      else if (!isQueue || !Queue.isEnqueue(source)) {
+        c.refuse("requeue", undefined, "a function when take is not a Queue the worker can offer back to")
+      } else if (source.strategy === "sliding") {
+        c.refuse("requeue", undefined, "a function for a sliding queue: offering back would evict another item")
+      }
+      return c.integer("concurrency", options.concurrency ?? defaults.concurrency, 1, Infinity)!
+    })
     let requeue = options.requeue
     if (requeue === undefined) {
-      if (!isQueue || !Queue.isEnqueue(source)) {
-        return yield* invalid("requeue is required when take is not a Queue the worker can offer back to")
-      }
-      if (source.strategy === "sliding") {
-        return yield* invalid("requeue is required for a sliding queue: offering back would evict another item")
-      }
       const queue = source as unknown as Queue.Queue<A, any>
       requeue = (item) =>
         Effect.suspend(() =>
@@ -319,9 +301,7 @@ export const make = <A, R = never>(
     yield* shutdown.addStep(`${name}: stop taking`, stopWith("shutdown"), { phase: "stopAccepting" })
     // Runs before the drain's own Scope finalizer (added earlier), so the
     // worker stops taking before its drain closes.
-    if (!isPhaseScope(shutdown, yield* Scope.Scope)) {
-      yield* Effect.addFinalizer(() => shutdown.isShuttingDownUnsafe() ? Effect.void : stopWith("scope"))
-    }
+    yield* holdScope(shutdown, Effect.void, Effect.asVoid(stopWith("scope")))
 
     return {
       name,
@@ -395,14 +375,12 @@ export const repeat = <A, E, R, Out, SE, SR>(
   name: string,
   effect: Effect.Effect<A, E, R>,
   options: RepeatOptions<Out, A, SE, SR>
-): Effect.Effect<Repeating, WorkerError | Drain.DrainError, Shutdown.Shutdown | Scope.Scope | R | SR> =>
+): Effect.Effect<Repeating, Drain.DrainError | ShutdownConfigError, Shutdown.Shutdown | Scope.Scope | R | SR> =>
   Effect.gen(function*() {
-    const bad = checkName(name)
-    if (bad !== undefined) return yield* bad
-    const stopPhase = options.stopPhase ?? defaults.stopPhase
-    if (!["readiness", "preStop", "stopAccepting"].includes(stopPhase)) {
-      return yield* invalid(`stopPhase must be readiness, preStop or stopAccepting, got ${JSON.stringify(stopPhase)}`)
-    }
+    const stopPhase = yield* OptionCheck.check(options, (c) => {
+      c.name("name", name)
+      return c.oneOf("stopPhase", options.stopPhase ?? defaults.stopPhase, ["readiness", "preStop", "stopAccepting"] as const)!
+    })
     const shutdown = yield* Shutdown.Shutdown
     const drain = yield* Drain.make(name, drainOptions(options))
     let iterations = 0
@@ -459,9 +437,7 @@ export const repeat = <A, E, R, Out, SE, SR>(
     })
     yield* shutdown.addProgress(name, () => drain.statsUnsafe().inFlight > 0 ? "an iteration in progress" : undefined)
     yield* shutdown.addStep(`${name}: stop repeating`, stopWith("shutdown"), { phase: stopPhase })
-    if (!isPhaseScope(shutdown, yield* Scope.Scope)) {
-      yield* Effect.addFinalizer(() => shutdown.isShuttingDownUnsafe() ? Effect.void : stopWith("scope"))
-    }
+    yield* holdScope(shutdown, Effect.void, Effect.asVoid(stopWith("scope")))
     return {
       name,
       drain,

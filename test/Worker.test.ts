@@ -5,7 +5,7 @@ import * as fc from "fast-check"
 import * as path from "node:path"
 import { Drain, Shutdown, Worker } from "../src/index.ts"
 import { ChildProcess, TestShutdown } from "../src/testing/index.ts"
-import { section, stepNamed, withShutdown } from "./support/report.ts"
+import { reportFromOutput, section, stepNamed, withShutdown } from "./support/report.ts"
 
 /** 20 s budget, 2 s to stop accepting, 10 s to drain: soft deadline at 8 s into the drain. */
 const budget = { timeout: "20 seconds", stopAccepting: "2 seconds", drain: "10 seconds" } as const
@@ -211,22 +211,23 @@ describe("Worker.make", () => {
         assert.deepStrictEqual([stats.completed, stats.stoppedBy, stats.takeFailure], [2, "takeFailed", "done"])
       })))
 
-  it.effect("bad options fail with a WorkerError naming the value", () =>
+  it.effect("bad options fail with one line naming the option and the value", () =>
     withShutdown(budget, () =>
       Effect.gen(function*() {
         const queue = yield* Queue.unbounded<number>()
         const process = () => Effect.void
         const zero = yield* Effect.flip(Worker.make("a", { take: queue, process, concurrency: 0 }))
-        assert.include(zero.message, "concurrency must be an integer of 1 or more, got 0")
+        assert.include(zero.message, "concurrency: expected a whole number from 1 to any, got 0")
         const half = yield* Effect.flip(Worker.make("b", { take: queue, process, concurrency: 1.5 }))
         assert.include(half.message, "got 1.5")
         const noRequeue = yield* Effect.flip(Worker.make("c", { take: Effect.succeed(1), process }))
-        assert.include(noRequeue.message, "requeue is required")
+        assert.include(noRequeue.message, "requeue: expected a function when take is not a Queue")
         const sliding = yield* Queue.sliding<number>(2)
         const slide = yield* Effect.flip(Worker.make("d", { take: sliding, process }))
         assert.include(slide.message, "sliding")
         const soft = yield* Effect.flip(Worker.make("e", { take: queue, process, softRatio: 2 }))
-        assert.strictEqual(soft._tag, "DrainError")
+        assert.strictEqual(soft._tag, "ShutdownConfigError")
+        assert.include(soft.message, "softRatio")
         assert.strictEqual(Worker.defaults.concurrency, 1)
       })))
 })
@@ -436,8 +437,7 @@ describe("Worker under a real SIGTERM (child process)", () => {
     assert.deepStrictEqual([...done, ...requeued].sort(), [...started].sort())
     assert.deepStrictEqual([...started, ...left].sort(), [...items].sort())
     assert.deepStrictEqual(requeued.sort(), ["slow", "stubborn"])
-    const report = JSON.parse(lines.find((l) => l.startsWith("[winddown] report "))!.slice("[winddown] report ".length))
-    const worker = report.sections.find((s: { name: string }) => s.name === "worker jobs").data
+    const worker = section(reportFromOutput(exit.output), "worker jobs")
     assert.strictEqual(worker.taken, started.length)
     assert.deepStrictEqual([worker.completed, worker.requeued, worker.inFlight], [done.length, 2, 0])
   }, 30_000)

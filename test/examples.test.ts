@@ -172,7 +172,7 @@ describe("examples", { concurrent: true }, () => {
     child.signal("SIGTERM")
     const { code, output } = await child.exited
     assert.strictEqual(code, 0, output)
-    includesAll(output, ["persisted", "cleanup 1/1 \"persist queue\" done", "[winddown] report {"])
+    includesAll(output, ["persisted", "cleanup 1/1 \"persist queue\" done", `"event":"winddown.report"`])
   })
 
   it("07 db pool: the long query rolls back before the pool closes, exit 0", async () => {

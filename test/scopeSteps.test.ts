@@ -10,7 +10,7 @@ describe("scopeSteps.take", () => {
       const scope = yield* Scope.make()
       const ran: Array<string> = []
       yield* Scope.addFinalizer(scope, Effect.sync(() => ran.push("a")))
-      yield* ScopeSteps.add(scope, { name: "named", timeoutMs: 5 }, () => Effect.sync(() => ran.push("b")))
+      yield* ScopeSteps.add(scope, "named", 5, () => Effect.sync(() => ran.push("b")))
       const child = yield* Scope.fork(scope)
       yield* Scope.addFinalizer(child, Effect.sync(() => ran.push("child")))
       const steps = ScopeSteps.take(scope, Exit.void)

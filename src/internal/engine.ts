@@ -1,23 +1,47 @@
 /**
- * The mutable heart of one Shutdown: its budget, phase scopes, the deferreds
- * that mark start, escalation and the end, and what the report needs. The
- * public service in Shutdown.ts is a thin face over this record.
+ * The mutable heart of one Shutdown: its budget and settings, phase scopes,
+ * the deferreds that mark start, escalation and the end, and the live record
+ * of what ran (finished phases, the current phase with its running steps,
+ * steps left behind, drain samples). The report, final or written by the
+ * watchdog mid-way, is always built from this record by {@link snapshot}, so
+ * the two can never disagree. The public service in Shutdown.ts is a thin face
+ * over it.
  */
 import { type Clock, Deferred, Exit, Scope } from "effect"
 import type * as Budget from "../Budget.ts"
 import * as Phase from "../Phase.ts"
 import type * as ShutdownReport from "../ShutdownReport.ts"
+import * as Deadline from "./deadline.ts"
+import * as ExitCode from "./exitCode.ts"
 
-export interface Settings {
+export interface Settings extends ExitCode.Settings {
   readonly stepTimeoutMs: number | undefined
   readonly forcedStepTimeoutMs: number
-  readonly signalExit: "success" | "conventional"
-  readonly forcedExitCode: number
-  readonly deadlineExitCode: number
   readonly progressIntervalMs: number
 }
 
-export interface Engine {
+/** A step running now, for a report written before it ends. */
+export interface RunningStep {
+  readonly window: Deadline.StepWindow
+  readonly index: number
+}
+
+/** A step abandoned at its deadline whose fiber had not ended yet. */
+export interface LeftBehind {
+  readonly phase: Phase.Phase
+  readonly index: number
+  readonly name: string
+  readonly isRunning: () => boolean
+}
+
+interface CurrentPhase {
+  readonly phase: Phase.Phase
+  readonly window: Deadline.PhaseWindow
+  readonly steps: Array<ShutdownReport.StepReport>
+  readonly running: Set<RunningStep>
+}
+
+export interface Engine extends Deadline.Times {
   readonly budget: Budget.Budget
   readonly settings: Settings
   readonly clock: Clock.Clock
@@ -28,12 +52,19 @@ export interface Engine {
   readonly report: Deferred.Deferred<ShutdownReport.ShutdownReport>
   readonly sections: Map<string, () => Readonly<Record<string, unknown>>>
   readonly progress: Map<string, () => string | undefined>
+  /** What each subsystem has in flight, for the drain samples. */
+  readonly inFlight: Map<string, () => number>
+  readonly phases: Array<ShutdownReport.PhaseReport>
+  readonly leftBehind: Set<LeftBehind>
+  readonly samples: Array<ShutdownReport.Sample>
   status: Phase.Status
   startedAt: number | undefined
   reason: ShutdownReport.Reason | undefined
   forcedAt: number | undefined
   forcedSignal: string | undefined
-  phaseDeadline: number | undefined
+  current: CurrentPhase | undefined
+  /** Decided once the phases ran (see exitCode.ts). */
+  exitCode: number | undefined
 }
 
 export const make = (budget: Budget.Budget, settings: Settings, clock: Clock.Clock): Engine => {
@@ -49,29 +80,26 @@ export const make = (budget: Budget.Budget, settings: Settings, clock: Clock.Clo
     report: Deferred.makeUnsafe(),
     sections: new Map(),
     progress: new Map(),
+    inFlight: new Map(),
+    phases: [],
+    leftBehind: new Set(),
+    samples: [],
     status: "running",
     startedAt: undefined,
     reason: undefined,
     forcedAt: undefined,
     forcedSignal: undefined,
-    phaseDeadline: undefined
+    current: undefined,
+    exitCode: undefined
   }
 }
 
-/** Milliseconds since the shutdown started (0 before). */
-export const elapsed = (engine: Engine): number =>
-  engine.startedAt === undefined ? 0 : engine.clock.currentTimeMillisUnsafe() - engine.startedAt
-
-/** The Clock time at which the budget is spent (the watchdog's moment). */
-export const hardDeadline = (engine: Engine): number => (engine.startedAt ?? 0) + engine.budget.timeoutMs
-
-/** Milliseconds left before the hard deadline (the whole budget before the start). */
-export const remainingMs = (engine: Engine): number => engine.budget.timeoutMs - elapsed(engine)
+export const now = (engine: Engine): number => engine.clock.currentTimeMillisUnsafe()
 
 /** Start the shutdown; false when it had already started. */
 export const start = (engine: Engine, reason: ShutdownReport.Reason): boolean => {
   if (engine.startedAt !== undefined) return false
-  engine.startedAt = engine.clock.currentTimeMillisUnsafe()
+  engine.startedAt = now(engine)
   engine.reason = reason
   Deferred.doneUnsafe(engine.started, Exit.succeed(reason))
   return true
@@ -80,31 +108,126 @@ export const start = (engine: Engine, reason: ShutdownReport.Reason): boolean =>
 /** Escalate: waits and drains end now, remaining steps get a short timeout. */
 export const force = (engine: Engine, signal: string): boolean => {
   if (engine.forcedAt !== undefined) return false
-  engine.forcedAt = engine.clock.currentTimeMillisUnsafe()
+  engine.forcedAt = now(engine)
   engine.forcedSignal = signal
   Deferred.doneUnsafe(engine.forced, Exit.void)
   return true
 }
 
-/** Signal numbers for the conventional 128+n exit codes (POSIX numbering; SIGBREAK is Windows'). */
-export const signalNumbers: Readonly<Record<string, number>> = {
-  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15, SIGBREAK: 21
+export const enterPhase = (engine: Engine, phase: Phase.Phase): Deadline.PhaseWindow => {
+  const window = Deadline.phase(engine, phase, now(engine))
+  engine.status = phase
+  engine.current = { phase, window, steps: [], running: new Set() }
+  return window
 }
 
-export const exitCodeFor = (engine: Engine): number => {
-  const reason = engine.reason
-  if (engine.forcedAt !== undefined) return engine.settings.forcedExitCode
-  switch (reason?._tag) {
-    case "signal":
-      return engine.settings.signalExit === "success" ? 0 : 128 + (signalNumbers[reason.signal] ?? 0)
-    case "failed":
-      return reason.exitCode
-    case "interrupted":
-      return 130
-    case "uncaughtException":
-    case "unhandledRejection":
-      return 1
-    default:
-      return 0
+export const stepStarted = (engine: Engine, step: RunningStep): void => void engine.current?.running.add(step)
+
+export const stepEnded = (engine: Engine, step: RunningStep, report: ShutdownReport.StepReport): void => {
+  engine.current?.running.delete(step)
+  engine.current?.steps.push(report)
+}
+
+export const leavePhase = (engine: Engine, outcome: ShutdownReport.PhaseReport["outcome"]): void => {
+  const current = engine.current
+  if (current === undefined) return
+  engine.phases.push({
+    phase: current.phase,
+    startMs: current.window.start - engine.startedAt!,
+    durationMs: now(engine) - current.window.start,
+    allowanceMs: current.window.allowanceMs,
+    outcome,
+    steps: current.steps.slice().sort((a, b) => a.index - b.index)
+  })
+  engine.current = undefined
+}
+
+/** Record one drain sample: what each subsystem has in flight now. */
+export const sample = (engine: Engine): void => {
+  if (engine.inFlight.size === 0 || engine.startedAt === undefined) return
+  const inFlight: Record<string, number> = {}
+  for (const [name, count] of engine.inFlight) inFlight[name] = safely(count, 0)
+  engine.samples.push({ atMs: now(engine) - engine.startedAt, inFlight })
+}
+
+/** Steps abandoned at their deadline whose fibers are still running. */
+export const stillRunning = (engine: Engine): ReadonlyArray<LeftBehind> => {
+  const out: Array<LeftBehind> = []
+  for (const left of engine.leftBehind) {
+    if (left.isRunning()) out.push(left)
+    else engine.leftBehind.delete(left)
+  }
+  return out
+}
+
+const safely = <A>(f: () => A, fallback: A): A => {
+  try {
+    return f()
+  } catch {
+    return fallback
   }
 }
+
+/**
+ * The report as of now. After the last phase it is the final report; while
+ * a phase runs (the watchdog writing it at the hard deadline) the current
+ * phase is `running` with its running steps, and later phases `notReached`.
+ */
+export const snapshot = (
+  engine: Engine,
+  exitCode: number,
+  watchdog?: { readonly during: Phase.Status }
+): ShutdownReport.ShutdownReport => {
+  const startedAt = engine.startedAt ?? now(engine)
+  const at = now(engine)
+  const phases = engine.phases.slice()
+  const current = engine.current
+  if (current !== undefined) {
+    const running = Array.from(current.running, ({ window, index }): ShutdownReport.StepReport => ({
+      name: window.name,
+      phase: window.phase,
+      index,
+      outcome: "running",
+      startMs: window.start - startedAt,
+      durationMs: at - window.start,
+      allowanceMs: window.natural - window.start,
+      detail: "still running when the report was written"
+    }))
+    phases.push({
+      phase: current.phase,
+      startMs: current.window.start - startedAt,
+      durationMs: at - current.window.start,
+      allowanceMs: current.window.allowanceMs,
+      outcome: "running",
+      steps: [...current.steps, ...running].sort((a, b) => a.index - b.index)
+    })
+  }
+  for (const phase of Phase.all.slice(phases.length)) {
+    phases.push({ phase, startMs: at - startedAt, durationMs: 0, allowanceMs: 0, outcome: "notReached", steps: [] })
+  }
+  const left = stillRunning(engine)
+  const marked = left.length === 0 ? phases : phases.map((p) => ({
+    ...p,
+    steps: p.steps.map((s) =>
+      left.some((l) => l.phase === s.phase && l.index === s.index) ? { ...s, leftRunning: true } : s
+    )
+  }))
+  return {
+    reason: engine.reason ?? { _tag: "interrupted" },
+    startedAt,
+    durationMs: at - startedAt,
+    timeoutMs: engine.budget.timeoutMs,
+    phases: marked,
+    ...(engine.forcedAt === undefined ? {} : {
+      forced: { signal: engine.forcedSignal ?? "escalation", atMs: engine.forcedAt - startedAt }
+    }),
+    ...(watchdog === undefined ? {} : { watchdog: { atMs: at - startedAt, during: watchdog.during } }),
+    sections: Array.from(engine.sections, ([name, data]) => ({ name, data: safely(data, { error: "unreadable" }) })),
+    ...(engine.samples.length === 0 ? {} : { samples: engine.samples.slice() }),
+    exitCode
+  }
+}
+
+/** The exit code decided for this shutdown (see exitCode.ts). */
+export const decideExitCode = (engine: Engine): number =>
+  ExitCode.decide(engine.settings, engine.reason ?? { _tag: "interrupted" }, engine.forcedAt !== undefined)

@@ -1,21 +1,26 @@
 /**
- * Run one cleanup step so that nothing it does can stop the shutdown: it runs
- * in its own fiber, is awaited only until its deadline (its own timeout, the
- * phase's allowance, or the escalation cut, whichever comes first), and is
- * then interrupted and given a short grace for its own finalizers before the
- * sequence moves on without it. Failures and defects are reported, not
- * rethrown.
+ * Run one step so that nothing it does can stop the shutdown: it runs in its
+ * own fiber, is awaited only until its deadline (read from deadline.ts: its
+ * own timeout, the phase's allowance, the hard deadline or the escalation
+ * cut), and is then interrupted and given a short grace for its own
+ * finalizers before the sequence moves on without it. Failures and defects
+ * are reported, not rethrown. A step that ends at once (most finalizers) takes
+ * a fast path with no timer at all.
  */
-import { Cause, Clock, Deferred, Effect, Exit, Fiber } from "effect"
-import * as Phase from "../Phase.ts"
+import { Cause, Data, Deferred, Effect, Exit, Fiber } from "effect"
+import type * as Phase from "../Phase.ts"
 import type * as ShutdownReport from "../ShutdownReport.ts"
-import { type Engine, hardDeadline } from "./engine.ts"
+import * as Deadline from "./deadline.ts"
+import * as Engine from "./engine.ts"
+import * as Log from "./log.ts"
 import type { Step } from "./scopeSteps.ts"
-import { StepDeadline } from "./stepDeadline.ts"
 
-type Wake = { readonly _tag: "done"; readonly exit: Exit.Exit<unknown, unknown> } | { readonly _tag: "tick" }
-
-const tick: Wake = { _tag: "tick" }
+/**
+ * A step may fail with this to say it ran out of time without being cut (a
+ * wait that gave up at its deadline, say): it is then reported `timedOut`
+ * with this message, not `failed`.
+ */
+export class StepTimedOut extends Data.TaggedError("StepTimedOut")<{ readonly message: string }> {}
 
 /** Describe why a step failed, in one line. */
 export const describeCause = (cause: Cause.Cause<unknown>): string => {
@@ -23,91 +28,112 @@ export const describeCause = (cause: Cause.Cause<unknown>): string => {
   return squashed instanceof Error ? squashed.message || squashed.name : String(squashed)
 }
 
-/** Wait until `deadline` (Clock ms), waking early when the shutdown is forced. */
-const sleepUntil = (engine: Engine, deadline: number): Effect.Effect<Wake> =>
+const boundWords: Record<Deadline.Bound, (phase: Phase.Phase) => string> = {
+  timeout: () => "timeout",
+  phase: (phase) => `${phase} allowance`,
+  hard: () => "hard deadline"
+}
+
+/** The outcome of a step that ended by itself. */
+const ended = (exit: Exit.Exit<unknown, unknown>): [ShutdownReport.StepOutcome, string | undefined] => {
+  if (Exit.isSuccess(exit)) return ["ok", undefined]
+  if (Cause.hasInterruptsOnly(exit.cause)) return ["interrupted", undefined]
+  const error = Cause.squash(exit.cause)
+  if (error instanceof StepTimedOut) return ["timedOut", error.message]
+  return ["failed", describeCause(exit.cause)]
+}
+
+type Wake = "done" | "tick"
+
+/** Wait for the fiber, or until `deadline`, or for escalation: whichever first. */
+const waitFor = (engine: Engine.Engine, fiber: Fiber.Fiber<unknown, unknown>, deadline: number): Effect.Effect<Wake> =>
   Effect.suspend(() => {
-    const wait = deadline - engine.clock.currentTimeMillisUnsafe()
-    const sleep = Effect.as(Effect.sleep(Math.max(0, wait)), tick)
-    return engine.forcedAt === undefined ? Effect.raceFirst(sleep, Effect.as(Deferred.await(engine.forced), tick)) : sleep
+    const sleep = Effect.as(Effect.sleep(Math.max(0, deadline - Engine.now(engine))), "tick" as const)
+    const done = Effect.as(Fiber.await(fiber), "done" as const)
+    return engine.forcedAt === undefined
+      ? Effect.raceAllFirst([done, sleep, Effect.as(Deferred.await(engine.forced), "tick" as const)])
+      : Effect.raceFirst(done, sleep)
   })
 
-/** Where escalation cuts a step of `phase`: at once for waits and drains, a short timeout for the rest. */
-const forcedCut = (engine: Engine, phase: Phase.Phase): number =>
-  engine.forcedAt === undefined
-    ? Infinity
-    : engine.forcedAt + (Phase.isSkippedWhenForced(phase) ? 0 : engine.settings.forcedStepTimeoutMs)
-
 export const runStep = (
-  engine: Engine,
+  engine: Engine.Engine,
+  phaseWindow: Deadline.PhaseWindow,
   phase: Phase.Phase,
   step: Step,
   index: number,
   count: number,
-  phaseDeadline: number,
   exit: Exit.Exit<unknown, unknown>
 ): Effect.Effect<ShutdownReport.StepReport> =>
-  Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    const timeoutMs = step.timeoutMs ?? engine.settings.stepTimeoutMs
-    const stepDeadline = timeoutMs === undefined ? Infinity : start + timeoutMs
-    // The latest moment the step may run unless escalation cuts it earlier.
-    const natural = Math.min(stepDeadline, phaseDeadline, hardDeadline(engine))
-    const deadline = () => Math.min(natural, forcedCut(engine, phase))
-    // Started at once: a step forced before its first instant still runs up
-    // to its first wait, so its interrupt handlers (a drain interrupting its
-    // units and awaiting their checkpoints) see the interrupt.
-    const fiber = yield* Effect.forkDetach(
-      Effect.interruptible(Effect.suspend(() => step.run(exit))).pipe(
-        Effect.provideService(StepDeadline, deadline())
-      ),
-      { startImmediately: true }
-    )
-    let outcome: ShutdownReport.StepOutcome | undefined
-    let detail: string | undefined
-    while (outcome === undefined) {
-      const wake: Wake = yield* Effect.raceFirst(
-        Effect.map(Fiber.await(fiber), (exit): Wake => ({ _tag: "done", exit })),
-        sleepUntil(engine, deadline())
-      )
-      if (wake._tag === "done") {
-        if (Exit.isSuccess(wake.exit)) outcome = "ok"
-        else if (Cause.hasInterruptsOnly(wake.exit.cause)) outcome = "interrupted"
-        else {
-          outcome = "failed"
-          detail = describeCause(wake.exit.cause)
-        }
-      } else {
-        const current = deadline()
-        if ((yield* Clock.currentTimeMillis) < current) continue
-        const cut = current < natural
-        outcome = cut ? "interrupted" : "timedOut"
-        detail = cut
-          ? `interrupted by ${engine.forcedSignal ?? "escalation"}`
-          : `ran past its ${natural === stepDeadline ? "timeout" : natural === phaseDeadline ? `${phase} allowance` : "hard deadline"}`
-        yield* abandon(engine, fiber)
+  Effect.suspend(() => {
+    const start = Engine.now(engine)
+    const window = Deadline.step(engine, phaseWindow, phase, step.name, start, step.timeoutMs)
+    const current: Deadline.CurrentStep = { window, deadline: () => Deadline.stepDeadline(engine, window) }
+    const running: Engine.RunningStep = { window, index }
+    Engine.stepStarted(engine, running)
+    const finish = (outcome: ShutdownReport.StepOutcome, detail: string | undefined): ShutdownReport.StepReport => {
+      const report: ShutdownReport.StepReport = {
+        name: step.name,
+        phase,
+        index,
+        outcome,
+        startMs: start - (engine.startedAt ?? start),
+        durationMs: Engine.now(engine) - start,
+        allowanceMs: window.natural - start,
+        ...(detail === undefined ? {} : { detail })
       }
+      Engine.stepEnded(engine, running, report)
+      return report
     }
-    const durationMs = (yield* Clock.currentTimeMillis) - start
-    return {
-      name: step.name,
-      phase,
-      index,
-      outcome,
-      durationMs,
-      ...(detail === undefined ? {} : { detail })
-    } satisfies ShutdownReport.StepReport
-  }).pipe(Effect.tap((report) => logStep(report, count)))
+    return Effect.gen(function*() {
+      // Started at once: a step forced before its first instant still runs up
+      // to its first wait, so its interrupt handlers (a drain interrupting its
+      // units and awaiting their checkpoints) see the interrupt.
+      const fiber = yield* Effect.forkDetach(
+        Effect.interruptible(Effect.suspend(() => step.run(exit))).pipe(
+          Effect.provideService(Deadline.CurrentStep, current)
+        ),
+        { startImmediately: true }
+      )
+      while (true) {
+        const done = fiber.pollUnsafe()
+        if (done !== undefined) return finish(...ended(done))
+        const deadline = current.deadline()
+        if (Engine.now(engine) >= deadline) {
+          const cut = deadline < window.natural
+          yield* abandon(engine, fiber, phase, index, step)
+          return finish(
+            cut ? "interrupted" : "timedOut",
+            cut ? `interrupted by ${engine.forcedSignal ?? "escalation"}` : `ran past its ${boundWords[window.bound](phase)}`
+          )
+        }
+        yield* waitFor(engine, fiber, deadline)
+      }
+    }).pipe(Effect.tap((report) => logStep(report, count)))
+  })
 
 /**
  * Interrupt a step that ran out of time and give its finalizers (a checkpoint,
  * say) a short grace, never past the hard deadline. A step that ignores the
- * interrupt is left behind.
+ * interrupt is left behind, and remembered: the process must not wait for it.
  */
-const abandon = (engine: Engine, fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<void> =>
+const abandon = (
+  engine: Engine.Engine,
+  fiber: Fiber.Fiber<unknown, unknown>,
+  phase: Phase.Phase,
+  index: number,
+  step: Step
+): Effect.Effect<void> =>
   Effect.suspend(() => {
     fiber.interruptUnsafe()
-    const grace = Math.min(engine.settings.forcedStepTimeoutMs, hardDeadline(engine) - engine.clock.currentTimeMillisUnsafe())
-    return grace > 0 ? Effect.asVoid(Effect.timeoutOption(Fiber.await(fiber), grace)) : Effect.void
+    const grace = Deadline.abandonGrace(engine, Engine.now(engine))
+    const wait = grace > 0 ? Effect.asVoid(Effect.timeoutOption(Fiber.await(fiber), grace)) : Effect.void
+    const isRunning = step.isRunning ?? (() => fiber.pollUnsafe() === undefined)
+    return Effect.andThen(
+      wait,
+      Effect.sync(() => {
+        if (isRunning()) engine.leftBehind.add({ phase, index, name: step.name, isRunning })
+      })
+    )
   })
 
 const verbs: Record<ShutdownReport.StepOutcome, string> = {
@@ -115,12 +141,20 @@ const verbs: Record<ShutdownReport.StepOutcome, string> = {
   failed: "failed",
   timedOut: "timed out",
   interrupted: "interrupted",
-  skipped: "skipped"
+  skipped: "skipped",
+  running: "still running"
 }
 
 const logStep = (report: ShutdownReport.StepReport, count: number): Effect.Effect<void> => {
   const line = `[winddown] ${report.phase} ${report.index}/${count} "${report.name}" ${verbs[report.outcome]} in ${
     Math.round(report.durationMs)
   } ms${report.detail === undefined ? "" : `: ${report.detail}`}`
-  return report.outcome === "ok" ? Effect.logInfo(line) : Effect.logWarning(line)
+  return Log.log(report.outcome === "ok" ? "Info" : "Warn", line, {
+    "winddown.phase": report.phase,
+    "winddown.step": report.name,
+    "winddown.outcome": report.outcome,
+    "winddown.duration_ms": Math.round(report.durationMs),
+    ...(report.allowanceMs === undefined ? {} : { "winddown.allowance_ms": Math.round(report.allowanceMs) }),
+    ...(report.detail === undefined ? {} : { "winddown.detail": report.detail })
+  })
 }

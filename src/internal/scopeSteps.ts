@@ -16,25 +16,33 @@ export interface Step {
   readonly name: string
   readonly timeoutMs: number | undefined
   readonly run: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<unknown, unknown>
+  /**
+   * Whether the work behind the step still runs once its fiber was abandoned.
+   * Default: whether the fiber still runs. The program's own unwinding
+   * answers for itself (its step only waits for it).
+   */
+  readonly isRunning?: (() => boolean) | undefined
 }
 
-interface StepMeta {
-  readonly name: string
-  readonly timeoutMs: number | undefined
+/** A named step's finalizer carries its name and timeout (cheaper than a side table). */
+interface Named {
+  (exit: Exit.Exit<unknown, unknown>): Effect.Effect<unknown>
+  stepName?: string
+  stepTimeoutMs?: number | undefined
 }
-
-const named = new WeakMap<object, StepMeta>()
 
 /** Register a named step as a finalizer of `scope`. */
 export const add = (
   scope: Scope.Scope,
-  meta: StepMeta,
+  name: string,
+  timeoutMs: number | undefined,
   finalizer: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<unknown, unknown>
 ): Effect.Effect<void> => {
   // A failing step must not fail the scope close: the runner reports it. The
   // cast only widens the error channel that Scope's signature leaves out.
-  const fn = finalizer as (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<unknown>
-  named.set(fn, meta)
+  const fn = finalizer as Named
+  fn.stepName = name
+  fn.stepTimeoutMs = timeoutMs
   return Scope.addFinalizerExit(scope, fn)
 }
 
@@ -60,10 +68,10 @@ export const take = (scope: Scope.Closeable, exit: Exit.Exit<unknown, unknown>):
       Scope.closeUnsafe(key as Scope.Closeable, exit)
       return []
     }
-    const meta = named.get(finalizer)
+    const named = finalizer as Named
     return [{
-      name: meta?.name ?? (isScope(key) ? `scope #${i + 1}` : `finalizer #${i + 1}`),
-      timeoutMs: meta?.timeoutMs,
+      name: named.stepName ?? (isScope(key) ? `scope #${i + 1}` : `finalizer #${i + 1}`),
+      timeoutMs: named.stepTimeoutMs,
       run: finalizer
     }]
   })

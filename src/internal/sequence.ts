@@ -3,12 +3,14 @@
  * then the report. It runs once, in its own fiber, from the moment the
  * shutdown starts; nothing the program's own fiber does can block it.
  */
-import { Clock, Deferred, Effect, Exit } from "effect"
+import { Deferred, Effect, Exit } from "effect"
 import * as Budget from "../Budget.ts"
 import * as Phase from "../Phase.ts"
 import * as ShutdownReport from "../ShutdownReport.ts"
+import * as Deadline from "./deadline.ts"
 import { formatMillis } from "./duration.ts"
-import { type Engine, exitCodeFor, remainingMs } from "./engine.ts"
+import * as Engine from "./engine.ts"
+import * as Log from "./log.ts"
 import { runStep } from "./runStep.ts"
 import * as ScopeSteps from "./scopeSteps.ts"
 
@@ -17,30 +19,36 @@ const finalizerExit = (reason: ShutdownReport.Reason): Exit.Exit<unknown, unknow
   reason._tag === "completed" ? Exit.void : Exit.interrupt()
 
 /** The program's own unwinding is work in flight: the drain phase waits for it like any other step. */
-const programStep = (engine: Engine): ScopeSteps.Step => ({
+const programStep = (engine: Engine.Engine): ScopeSteps.Step => ({
   name: "main program",
   timeoutMs: undefined,
-  run: () => Deferred.await(engine.programDone)
+  run: () => Deferred.await(engine.programDone),
+  isRunning: () => !Deferred.isDoneUnsafe(engine.programDone)
 })
 
 /**
  * While the drain runs, one line every `progressInterval` with what each
  * subsystem still has in flight and the time left, so an operator watching a
- * slow shutdown sees it move.
+ * slow shutdown sees it move; each tick also records a sample for the report.
  */
-const withProgress = <A>(engine: Engine, effect: Effect.Effect<A>): Effect.Effect<A> => {
+const withProgress = <A>(engine: Engine.Engine, window: Deadline.PhaseWindow, effect: Effect.Effect<A>) => {
   const interval = engine.settings.progressIntervalMs
   if (!(interval > 0) || interval === Infinity) return effect
   const line = Effect.suspend(() => {
-    const parts = Array.from(engine.progress, ([name, describe]) => {
+    Engine.sample(engine)
+    const parts: Array<string> = []
+    for (const [name, describe] of engine.progress) {
       const text = describe()
-      return text === undefined ? undefined : `${name}: ${text}`
-    }).filter((p) => p !== undefined)
-    const now = engine.clock.currentTimeMillisUnsafe()
-    const drainLeft = formatMillis(Math.max(0, (engine.phaseDeadline ?? now) - now))
-    const deadlineLeft = formatMillis(Math.max(0, remainingMs(engine)))
-    return Effect.logInfo(
-      `[winddown] draining${parts.length > 0 ? `: ${parts.join("; ")}` : ""} (drain ${drainLeft} left, ${deadlineLeft} to the hard deadline)`
+      if (text !== undefined) parts.push(`${name}: ${text}`)
+    }
+    const now = Engine.now(engine)
+    const drainLeft = Math.max(0, window.deadline - now)
+    const deadlineLeft = Deadline.remaining(engine, now)
+    return Log.info(
+      `[winddown] draining${parts.length > 0 ? `: ${parts.join("; ")}` : ""} (drain ${formatMillis(drainLeft)} left, ${
+        formatMillis(deadlineLeft)
+      } to the hard deadline)`,
+      { "winddown.phase": "drain", "winddown.remaining_ms": Math.round(deadlineLeft) }
     )
   })
   const ticker = Effect.forever(Effect.andThen(Effect.sleep(interval), line))
@@ -50,78 +58,64 @@ const withProgress = <A>(engine: Engine, effect: Effect.Effect<A>): Effect.Effec
 /** The pre-stop delay only makes sense while others may still route traffic here. */
 const delayApplies = (reason: ShutdownReport.Reason): boolean => reason._tag === "signal" || reason._tag === "manual"
 
-const runPhase = (engine: Engine, phase: Phase.Phase, exit: Exit.Exit<unknown, unknown>) =>
+const runPhase = (engine: Engine.Engine, phase: Phase.Phase, exit: Exit.Exit<unknown, unknown>) =>
   Effect.gen(function*() {
-    const phaseStart = yield* Clock.currentTimeMillis
-    const startMs = phaseStart - engine.startedAt!
-    const allowanceMs = Budget.phaseAllowanceMs(engine.budget, phase, startMs)
-    const deadline = phaseStart + allowanceMs
-    engine.status = phase
-    engine.phaseDeadline = deadline
+    const window = Engine.enterPhase(engine, phase)
     const taken = ScopeSteps.take(engine.scopes[phase], exit)
     const steps = phase === "drain" ? [programStep(engine), ...taken] : taken
-    if (steps.length > 0 || (phase === "preStop" && allowanceMs > 0)) {
-      yield* Effect.logInfo(
-        `[winddown] ${phase}: ${steps.length} step${steps.length === 1 ? "" : "s"}, up to ${formatMillis(allowanceMs)}`
+    if (steps.length > 0 || (phase === "preStop" && window.allowanceMs > 0)) {
+      yield* Log.info(
+        `[winddown] ${phase}: ${steps.length} step${steps.length === 1 ? "" : "s"}, up to ${formatMillis(window.allowanceMs)}`,
+        { "winddown.phase": phase, "winddown.allowance_ms": window.allowanceMs, "winddown.steps": steps.length }
       )
     }
-    const run = (step: ScopeSteps.Step, i: number) => runStep(engine, phase, step, i + 1, steps.length, deadline, exit)
+    const run = (step: ScopeSteps.Step, i: number) => runStep(engine, window, phase, step, i + 1, steps.length, exit)
     const runAll = Phase.isConcurrent(phase)
       ? Effect.forEach(steps, run, { concurrency: "unbounded" })
       : Effect.forEach(steps, run)
-    const reports = phase === "drain" ? yield* withProgress(engine, runAll) : yield* runAll
+    if (phase === "drain") Engine.sample(engine)
+    const reports = phase === "drain" ? yield* withProgress(engine, window, runAll) : yield* runAll
+    if (phase === "drain") Engine.sample(engine)
     if (phase === "preStop" && delayApplies(engine.reason!) && engine.forcedAt === undefined) {
       yield* Effect.raceFirst(
-        Effect.sleep(Math.max(0, deadline - (yield* Clock.currentTimeMillis))),
+        Effect.sleep(Math.max(0, window.deadline - Engine.now(engine))),
         Deferred.await(engine.forced)
       )
     }
-    const end = yield* Clock.currentTimeMillis
-    const forced = engine.forcedAt !== undefined && engine.forcedAt <= end && Phase.isSkippedWhenForced(phase)
-    const report: ShutdownReport.PhaseReport = {
-      phase,
-      startMs,
-      durationMs: end - phaseStart,
-      allowanceMs,
-      outcome: forced ? "forced" : reports.some((s) => s.outcome === "timedOut") ? "timedOut" : "ok",
-      steps: reports
-    }
-    return report
+    const forced = engine.forcedAt !== undefined && engine.forcedAt <= Engine.now(engine) &&
+      Phase.isSkippedWhenForced(phase)
+    Engine.leavePhase(engine, forced ? "forced" : reports.some((s) => s.outcome === "timedOut") ? "timedOut" : "ok")
   })
 
 /** Run every phase and publish the report. */
-export const run = (engine: Engine): Effect.Effect<ShutdownReport.ShutdownReport> =>
+export const run = (engine: Engine.Engine): Effect.Effect<ShutdownReport.ShutdownReport> =>
   Effect.gen(function*() {
     const reason = yield* Deferred.await(engine.started)
-    yield* Effect.logInfo(
-      `[winddown] shutting down: ${ShutdownReport.describeReason(reason)} (${Budget.format(engine.budget)})`
+    yield* Log.info(
+      `[winddown] shutting down: ${ShutdownReport.describeReason(reason)} (${Budget.format(engine.budget)})`,
+      {
+        "winddown.reason": reason._tag,
+        ...(reason._tag === "signal" ? { "winddown.signal": reason.signal } : {}),
+        "winddown.timeout_ms": engine.budget.timeoutMs
+      }
     )
     const exit = finalizerExit(reason)
-    const phases: Array<ShutdownReport.PhaseReport> = []
-    for (const phase of Phase.all) {
-      phases.push(yield* runPhase(engine, phase, exit))
-    }
+    for (const phase of Phase.all) yield* runPhase(engine, phase, exit)
     engine.status = "done"
-    engine.phaseDeadline = undefined
-    const end = yield* Clock.currentTimeMillis
-    const report: ShutdownReport.ShutdownReport = {
-      reason,
-      startedAt: engine.startedAt!,
-      durationMs: end - engine.startedAt!,
-      timeoutMs: engine.budget.timeoutMs,
-      phases,
-      ...(engine.forcedAt === undefined ? {} : {
-        forced: { signal: engine.forcedSignal ?? "escalation", atMs: engine.forcedAt - engine.startedAt! }
-      }),
-      sections: Array.from(engine.sections, ([name, data]) => ({ name, data: data() })),
-      exitCode: exitCodeFor(engine)
-    }
+    engine.exitCode = Engine.decideExitCode(engine)
+    const report = Engine.snapshot(engine, engine.exitCode)
     const steps = ShutdownReport.steps(report)
     const bad = steps.filter((s) => s.outcome !== "ok").length
-    yield* Effect.logInfo(
+    yield* Log.info(
       `[winddown] shutdown complete in ${Math.round(report.durationMs)} ms: ${steps.length} steps, ${bad} not ok${
         report.forced ? `, forced by ${report.forced.signal}` : ""
-      }, exit code ${report.exitCode}`
+      }, exit code ${report.exitCode}`,
+      {
+        "winddown.duration_ms": Math.round(report.durationMs),
+        "winddown.steps": steps.length,
+        "winddown.not_ok": bad,
+        "winddown.exit_code": report.exitCode
+      }
     )
     yield* Deferred.succeed(engine.report, report)
     return report

@@ -13,14 +13,17 @@
  * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Duration, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
 import type { HttpServerError } from "effect/http"
 import * as http from "node:http"
 import type * as net from "node:net"
 import type * as stream from "node:stream"
-import * as Budget from "../Budget.ts"
-import { formatMillis, type Input as DurationInput, toMillis } from "../internal/duration.ts"
+import * as Deadline from "../internal/deadline.ts"
+import { formatMillis, type Input as DurationInput } from "../internal/duration.ts"
+import { holdScope } from "../internal/hold.ts"
+import * as OptionCheck from "../internal/options.ts"
 import * as Shutdown from "../Shutdown.ts"
+import type { ShutdownConfigError } from "../ShutdownConfig.ts"
 import * as HttpDrain from "./internal/HttpDrain.ts"
 
 /**
@@ -68,6 +71,8 @@ export const defaults = {
 export interface Drained {
   readonly server: HttpDrain.DrainableServer
   readonly stats: () => HttpDrain.HttpDrainStats
+  /** Completes once the drain step ended (drained, cut, or forced). */
+  readonly awaitDrained: Effect.Effect<void>
 }
 
 /**
@@ -76,8 +81,10 @@ export interface Drained {
  * `drain`, leftover sockets destroyed at the end of the drain. Call it before
  * the server starts listening, so every connection is tracked.
  *
- * `onDrained` runs when the drain ends, before leftover sockets are destroyed
- * (the effect server uses it to interrupt its request fibers).
+ * The drain step's deadline is the Shutdown's (its `drainTimeout`, the drain
+ * phase's allowance, the hard deadline): when it passes, `onDrained` runs
+ * (the effect server uses it to interrupt its request fibers) and leftover
+ * sockets are destroyed.
  *
  * @since 0.1.0
  * @category constructors
@@ -86,25 +93,27 @@ export const adopt = (
   server: HttpDrain.DrainableServer,
   options: DrainOptions = {},
   onDrained: Effect.Effect<void> = Effect.void
-): Effect.Effect<Drained, Budget.BudgetError, Shutdown.Shutdown> =>
+): Effect.Effect<Drained, ShutdownConfigError, Shutdown.Shutdown> =>
   Effect.gen(function*() {
     const shutdown = yield* Shutdown.Shutdown
-    const name = options.name ?? defaults.name
-    const idleGraceMs = toMillis(options.idleGrace ?? defaults.idleGrace)
-    const drainTimeoutMs = options.drainTimeout === undefined ? Infinity : toMillis(options.drainTimeout)
-    if (idleGraceMs === undefined || idleGraceMs < 0) {
-      return yield* invalidOption(`idleGrace must be a duration of zero or more, got ${JSON.stringify(options.idleGrace)}`)
-    }
-    if (drainTimeoutMs === undefined || !(drainTimeoutMs > 0)) {
-      return yield* invalidOption(`drainTimeout must be a duration above zero, got ${JSON.stringify(options.drainTimeout)}`)
-    }
+    const settings = yield* OptionCheck.check(options, (c) => {
+      if (options.onUpgraded !== undefined) c.func("onUpgraded", options.onUpgraded)
+      return {
+        name: c.name("name", options.name ?? defaults.name),
+        idleGraceMs: c.duration("idleGrace", options.idleGrace ?? defaults.idleGrace, { zero: true })!,
+        drainTimeoutMs: c.duration("drainTimeout", options.drainTimeout),
+        connectionClose: c.boolean("connectionClose", options.connectionClose) ?? defaults.connectionClose
+      }
+    })
+    const name = settings.name
     const engine = HttpDrain.adopt(server, {
-      idleGraceMs,
-      connectionClose: options.connectionClose ?? defaults.connectionClose,
+      idleGraceMs: settings.idleGraceMs,
+      connectionClose: settings.connectionClose,
       ...(options.onUpgraded ? { onUpgradedClose: options.onUpgraded } : {})
     })
     let destroyed = 0
     let drained: boolean | undefined
+    const ended = Deferred.makeUnsafe<void>()
 
     // Everything lives in the Shutdown's phases, not in the caller's scope:
     // the program's own scope closes at the first signal, long before the
@@ -122,46 +131,45 @@ export const adopt = (
       phase: "stopAccepting"
     })
     const drainRequests = Effect.gen(function*() {
-      // The step's own deadline already includes drainTimeout (it is the step's timeout).
-      const left = Duration.toMillis(yield* shutdown.stepRemaining)
+      const step = yield* Deadline.CurrentStep
+      const left = step === undefined ? Infinity : step.deadline() - (yield* Effect.clockWith((c) => c.currentTimeMillis))
       const before = engine.stats()
       yield* Effect.logInfo(
         `[winddown] ${name}: draining ${before.activeRequests} requests on ${before.connections} connections, up to ${
           formatMillis(left)
         }`
       )
-      drained = yield* Effect.promise(() => engine.drain(left))
-      if (!drained) {
-        const after = engine.stats()
-        return yield* Effect.fail(
-          new Error(
-            `${after.activeRequests} requests on ${after.connections} connections still running after ${
-              formatMillis(left)
-            }: interrupted and their sockets destroyed`
-          )
+      // Bounded by the step's deadline: the runner interrupts this wait then.
+      drained = yield* Effect.promise(() => engine.drain()).pipe(
+        Effect.onInterrupt(() =>
+          Effect.suspend(() => {
+            const after = engine.stats()
+            return Effect.logWarning(
+              `[winddown] ${name}: ${after.activeRequests} requests on ${after.connections} connections still running at the deadline: interrupted and their sockets destroyed`
+            )
+          })
         )
-      }
+      )
     })
     const finish = onDrained.pipe(
       Effect.andThen(Effect.sync(() => {
         destroyed += engine.destroyAll()
         engine.dispose()
+        Deferred.doneUnsafe(ended, Exit.void)
       }))
     )
     yield* shutdown.addStep(`${name}: drain requests`, Effect.ensuring(drainRequests, finish), {
       phase: "drain",
-      ...(options.drainTimeout === undefined ? {} : { timeout: options.drainTimeout })
+      ...(settings.drainTimeoutMs === undefined ? {} : { timeout: settings.drainTimeoutMs })
     })
     yield* shutdown.addSection(name, () => ({ ...engine.stats(), drained: drained ?? false, destroyed }))
     yield* shutdown.addProgress(name, () => {
       const { activeRequests, connections, upgraded } = engine.stats()
       if (connections === 0 && activeRequests === 0) return undefined
       return `${activeRequests} requests on ${connections} connections${upgraded > 0 ? ` (${upgraded} upgraded)` : ""}`
-    })
-    return { server, stats: engine.stats }
+    }, () => engine.stats().activeRequests)
+    return { server, stats: engine.stats, awaitDrained: Deferred.await(ended) }
   })
-
-const invalidOption = (message: string) => Effect.fail(new Budget.BudgetError({ reason: "InvalidOption", message }))
 
 /**
  * The server {@link layer} started: where it listens (with `port: 0`, the
@@ -215,7 +223,7 @@ export const layer = <E, R>(
   options: LayerOptions = {}
 ): Layer.Layer<
   Server,
-  E | Budget.BudgetError | HttpServerError.ServeError,
+  E | ShutdownConfigError | HttpServerError.ServeError,
   Exclude<R, Layer.Success<ReturnType<typeof NodeHttpServer.layer>>> | Shutdown.Shutdown
 > =>
   Layer.effect(
@@ -226,6 +234,11 @@ export const layer = <E, R>(
       // request fibers still running) is the end of the drain step.
       const serverScope = yield* Scope.make()
       const drained = yield* adopt(server, options, Scope.close(serverScope, Exit.void))
+      const shutdown = yield* Shutdown.Shutdown
+      // During a shutdown, this layer's scope stays open until the requests
+      // drained: whatever the routes were given (a pool provided to this layer)
+      // is released after them.
+      yield* holdScope(shutdown, drained.awaitDrained, Effect.void)
       const nodeServer = NodeHttpServer.layer(() => server, {
         port: options.port ?? 0,
         ...(options.host === undefined ? {} : { host: options.host }),

@@ -7,20 +7,21 @@
  * ```
  *
  * The first signal starts the graceful shutdown and interrupts the program;
- * the second escalates; the third exits at once. A real, unref'd timer outside
- * the fiber runtime exits the process when the budget is spent, even while a
- * finalizer hangs.
+ * the second escalates; the third exits at once. Once a shutdown started, the
+ * process is gone by the hard deadline whatever holds it: a real, unref'd
+ * timer outside the fiber runtime exits when the budget is spent, and once
+ * the report is written the process exits after `exitGrace` if something
+ * still keeps it alive.
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Runtime, Scope } from "effect"
+import { Effect, Layer, Runtime, type Scope } from "effect"
 import * as Budget from "../Budget.ts"
-import { formatMillis, type Input as DurationInput, toMillis } from "../internal/duration.ts"
-import { signalNumbers } from "../internal/engine.ts"
+import { type Input as DurationInput } from "../internal/duration.ts"
+import * as OptionCheck from "../internal/options.ts"
 import * as Shutdown from "../Shutdown.ts"
 import * as ShutdownConfig from "../ShutdownConfig.ts"
-import * as ShutdownReport from "../ShutdownReport.ts"
-import * as ExitCode from "./internal/exitCode.ts"
+import * as Process from "./internal/process.ts"
 
 /**
  * Signals the layer can listen to. SIGBREAK is Ctrl+Break on Windows; SIGUSR2
@@ -64,12 +65,21 @@ export interface Options extends Omit<Shutdown.Options, "preStop"> {
   readonly preStop?: DurationInput | "auto" | undefined
   /** Turn `uncaughtException` / `unhandledRejection` into an orderly shutdown that exits 1. */
   readonly handleUncaught?: boolean | undefined
-  /** Print the report as one JSON line on stdout at the end. */
+  /** Print the report as one JSON line on stdout at the end (also when the watchdog exits). */
   readonly reportJson?: boolean | undefined
   /** Print a summary of the report for people (a line per phase and section) at the end. */
   readonly reportSummary?: boolean | undefined
-  /** Exit the process at the hard deadline even when a finalizer hangs. */
+  /**
+   * End the process by the hard deadline once a shutdown started, whatever
+   * holds it (and after `exitGrace` once the report is written).
+   */
   readonly watchdog?: boolean | undefined
+  /**
+   * Once the report is written, how long the process may stay alive (a step
+   * left behind, a stray timer or server) before winddown exits it, never past
+   * the hard deadline.
+   */
+  readonly exitGrace?: DurationInput | undefined
 }
 
 /**
@@ -89,123 +99,44 @@ export const defaults = {
   handleUncaught: false,
   reportJson: false,
   reportSummary: false,
-  watchdog: true
+  watchdog: true,
+  exitGrace: "1 second"
 } as const
 
-const invalid = (message: string) => Effect.fail(new Budget.BudgetError({ reason: "InvalidOption", message }))
-
-const validate = (options: Options): Effect.Effect<void, Budget.BudgetError> =>
-  Effect.suspend(() => {
+const readSettings = (options: Options): Effect.Effect<Process.Settings, ShutdownConfig.ShutdownConfigError> =>
+  OptionCheck.check(options, (c) => {
     const signals = options.signals ?? defaults.signals
-    if (signals.length === 0) return invalid("signals must name at least one signal")
-    for (const signal of signals) {
-      if (!allSignals.includes(signal)) {
-        return invalid(`signals: ${JSON.stringify(signal)} is not one of ${allSignals.join(", ")}`)
-      }
+    if (!Array.isArray(signals) || signals.length === 0) c.refuse("signals", signals, "at least one signal")
+    for (const signal of signals) c.oneOf("signals", signal, allSignals)
+    const forceOnSignal = c.integer("forceOnSignal", options.forceOnSignal ?? defaults.forceOnSignal, 2, Infinity)!
+    const exitOnSignal = c.integer("exitOnSignal", options.exitOnSignal ?? defaults.exitOnSignal, forceOnSignal + 1, Infinity)!
+    return {
+      signals: Array.from(new Set(signals)),
+      forceOnSignal,
+      exitOnSignal,
+      repeatWindowMs: c.duration("repeatWindow", options.repeatWindow ?? defaults.repeatWindow, { zero: true })!,
+      handleUncaught: c.boolean("handleUncaught", options.handleUncaught) ?? defaults.handleUncaught,
+      reportJson: c.boolean("reportJson", options.reportJson) ?? defaults.reportJson,
+      reportSummary: c.boolean("reportSummary", options.reportSummary) ?? defaults.reportSummary,
+      watchdog: c.boolean("watchdog", options.watchdog) ?? defaults.watchdog,
+      exitGraceMs: c.duration("exitGrace", options.exitGrace ?? defaults.exitGrace, { zero: true })!
     }
-    const force = options.forceOnSignal ?? defaults.forceOnSignal
-    const exit = options.exitOnSignal ?? defaults.exitOnSignal
-    if (!Number.isInteger(force) || force < 2) return invalid(`forceOnSignal must be an integer of 2 or more, got ${force}`)
-    if (!Number.isInteger(exit) || exit <= force) {
-      return invalid(`exitOnSignal must be an integer above forceOnSignal (${force}), got ${exit}`)
-    }
-    const repeatWindowMs = toMillis(options.repeatWindow ?? defaults.repeatWindow)
-    if (!(repeatWindowMs! >= 0) || repeatWindowMs === Infinity) {
-      return invalid(`repeatWindow must be a finite duration, got ${JSON.stringify(options.repeatWindow)}`)
-    }
-    return Effect.void
   })
 
 /** The pre-stop delay once `auto` is resolved against the environment. */
 export const resolvePreStop = (
   preStop: Options["preStop"],
-  env: Readonly<Record<string, string | undefined>> = process.env
+  env: Readonly<Record<string, string | undefined>> = Process.environment()
 ): DurationInput =>
   (preStop ?? defaults.preStop) === "auto"
     ? (env.KUBERNETES_SERVICE_HOST ? defaults.kubernetesPreStop : "0 seconds")
     : preStop as DurationInput
 
-const describeError = (u: unknown) => (u instanceof Error ? u.stack ?? u.message : String(u))
-
-/**
- * Install the Node side on a Shutdown: signal listeners (prepended, so they
- * run before `runMain`'s and see every signal), the watchdog, the exit code.
- * Everything is removed when the surrounding Scope closes; the exit code
- * stays decided.
- */
-const install = (
-  options: Options,
-  shutdown: Shutdown.Service,
-  onStart: Array<() => void>
-): { readonly dispose: Effect.Effect<void> } => {
-  const signals = options.signals ?? defaults.signals
-  const forceOn = options.forceOnSignal ?? defaults.forceOnSignal
-  const exitOn = options.exitOnSignal ?? defaults.exitOnSignal
-  const repeatWindowMs = toMillis(options.repeatWindow ?? defaults.repeatWindow)!
-  let count = 0
-  let last: { readonly signal: string; readonly at: number } | undefined
-  const onSignal = (signal: NodeJS.Signals) => {
-    const now = performance.now()
-    if (last !== undefined && last.signal === signal && now - last.at < repeatWindowMs) return
-    last = { signal, at: now }
-    count++
-    if (count >= exitOn) {
-      ExitCode.exitNow(128 + (signalNumbers[signal] ?? 0), `[winddown] ${signal} (signal ${count}): exiting now`)
-    } else if (count >= forceOn) {
-      process.stderr.write(`[winddown] ${signal} (signal ${count}): forcing shutdown; signal ${exitOn} exits at once\n`)
-      shutdown.forceUnsafe(signal)
-    } else {
-      shutdown.triggerUnsafe({ _tag: "signal", signal })
-    }
-  }
-  const onUncaught = (tag: "uncaughtException" | "unhandledRejection") => (error: unknown) => {
-    process.stderr.write(`[winddown] ${tag}: ${describeError(error)}\n`)
-    shutdown.triggerUnsafe({ _tag: tag, message: error instanceof Error ? error.message : String(error) })
-  }
-  const uncaught = onUncaught("uncaughtException")
-  const unhandled = onUncaught("unhandledRejection")
-  let watchdog: ReturnType<typeof setTimeout> | undefined
-
-  const dispose = Effect.gen(function*() {
-    for (const signal of signals) process.removeListener(signal, onSignal)
-    if (options.handleUncaught) {
-      process.removeListener("uncaughtException", uncaught)
-      process.removeListener("unhandledRejection", unhandled)
-    }
-    if (watchdog !== undefined) clearTimeout(watchdog)
-    if (!shutdown.isShuttingDownUnsafe()) return
-    const report = yield* shutdown.awaitReport
-    // A program that completed or failed by itself already ends with the
-    // right code; a shutdown started from outside decides it here.
-    if (report.reason._tag !== "completed" && report.reason._tag !== "failed") ExitCode.decide(report.exitCode)
-    if (options.reportSummary) process.stdout.write(`${ShutdownReport.formatSummary(report)}\n`)
-    if (options.reportJson) process.stdout.write(`${ShutdownReport.toJsonLine(report)}\n`)
-  })
-  for (const signal of signals) process.prependListener(signal, onSignal)
-  if (options.handleUncaught) {
-    process.prependListener("uncaughtException", uncaught)
-    process.prependListener("unhandledRejection", unhandled)
-  }
-  if (options.watchdog ?? defaults.watchdog) {
-    onStart.push(() => {
-      watchdog = setTimeout(() => {
-        ExitCode.exitNow(
-          options.deadlineExitCode ?? Shutdown.defaults.deadlineExitCode,
-          `[winddown] hard deadline: the ${
-            formatMillis(shutdown.budget.timeoutMs)
-          } budget is spent during ${shutdown.statusUnsafe()}; exiting`
-        )
-      }, Math.max(0, shutdown.remainingMillisUnsafe()))
-      watchdog.unref()
-    })
-  }
-  return { dispose }
-}
-
 /**
  * The Shutdown layer with Node signals. Provides `Shutdown` and, as the
  * program's `Scope`, the `cleanup` phase. Bad options fail the layer with a
- * `BudgetError` naming the value, before anything starts.
+ * `ShutdownConfigError` or `BudgetError` naming the value, before anything
+ * starts.
  *
  * Provide it outermost: `program.pipe(Effect.provide(layer(options)))`.
  *
@@ -214,33 +145,39 @@ const install = (
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<Shutdown.Shutdown | Scope.Scope, Budget.BudgetError> =>
+): Layer.Layer<Shutdown.Shutdown | Scope.Scope, Budget.BudgetError | ShutdownConfig.ShutdownConfigError> =>
   Layer.effectContext(
     Effect.gen(function*() {
-      yield* validate(options)
-      const onStart: Array<() => void> = []
-      let installed: { readonly dispose: Effect.Effect<void> } | undefined
+      const settings = yield* readSettings(options)
+      let installed: Process.Installed | undefined
       // Registered before the Shutdown so that it runs after the Shutdown's own
-      // finalizer: signals keep escalating until the sequence has finished.
-      yield* Effect.addFinalizer(() => installed?.dispose ?? Effect.void)
-      const shutdown = yield* Shutdown.makeInterrupting(
-        { ...options, preStop: resolvePreStop(options.preStop) },
-        () => onStart.forEach((f) => f())
+      // finalizer: signals keep escalating until the sequence has finished, and
+      // the report is written (and the exit code set) before the program's
+      // fiber ends, i.e. before runMain exits the process.
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          if (installed === undefined) return
+          installed.dispose()
+          if (shutdown.isShuttingDownUnsafe()) installed.reported(yield* shutdown.awaitReport)
+        })
       )
-      installed = install(options, shutdown, onStart)
-      yield* Effect.logDebug(
-        `[winddown] listening for ${(options.signals ?? defaults.signals).join(", ")}: ${
-          Budget.format(shutdown.budget)
-        }`
-      )
-      return Context.make(Shutdown.Shutdown, shutdown).pipe(Context.add(Scope.Scope, shutdown.scope("cleanup")))
+      const shutdown = yield* Shutdown.makeInterrupting({ ...options, preStop: resolvePreStop(options.preStop) })
+      installed = Process.install(shutdown, settings)
+      const { started, reported } = installed
+      yield* Effect.forkDetach(Effect.andThen(shutdown.awaitStart, Effect.sync(started)))
+      // Also from here: when the program hangs in its own unwinding, the
+      // finalizer above never runs, and the report must still be written.
+      yield* Effect.forkDetach(Effect.flatMap(shutdown.awaitReport, (report) => Effect.sync(() => reported(report))))
+      yield* Effect.logDebug(`[winddown] listening for ${settings.signals.join(", ")}: ${Budget.format(shutdown.budget)}`)
+      return Shutdown.toContext(shutdown)
     })
   )
 
 /**
- * {@link layer} with options read from `WINDDOWN_*` environment variables
- * (see `ShutdownConfig.variables`). Options given here are defaults the
- * environment overrides. A bad variable fails the layer with a
+ * {@link layer} with options read from the `WINDDOWN_*` environment variables
+ * (see `ShutdownConfig.variables`) through effect's `Config`, so any
+ * `ConfigProvider` works. Options given here are defaults the environment
+ * overrides. A bad variable (or one set but empty) fails the layer with a
  * `ShutdownConfigError` naming it, before anything starts.
  *
  * @since 0.1.0
@@ -250,7 +187,12 @@ export const layerConfig = (
   options: Options = {}
 ): Layer.Layer<Shutdown.Shutdown | Scope.Scope, Budget.BudgetError | ShutdownConfig.ShutdownConfigError> =>
   Layer.unwrap(
-    Effect.map(ShutdownConfig.fromEnv, (env) => layer({ ...options, ...env } as Options))
+    Effect.gen(function*() {
+      const empty = ShutdownConfig.checkEmpty(Process.environment())
+      if (empty !== undefined) return yield* empty
+      const env = yield* ShutdownConfig.fromEnv
+      return layer(ShutdownConfig.merge(options, env as Partial<Options>))
+    })
   )
 
 /**
@@ -262,6 +204,6 @@ export const layerConfig = (
  * @category combinators
  */
 export const teardown: Runtime.Teardown = (exit, onExit) => {
-  const code = ExitCode.current()
+  const code = Process.currentExitCode()
   return code === undefined ? Runtime.defaultTeardown(exit, onExit) : onExit(code)
 }

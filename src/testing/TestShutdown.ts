@@ -8,6 +8,7 @@
 import { Deferred, Duration, Effect, Exit, Option, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import type * as Budget from "../Budget.ts"
+import type { ShutdownConfigError } from "../ShutdownConfig.ts"
 import * as Shutdown from "../Shutdown.ts"
 import type * as ShutdownReport from "../ShutdownReport.ts"
 
@@ -39,7 +40,7 @@ export interface TestShutdown {
  * @since 0.1.0
  * @category testing
  */
-export const make = (options: Shutdown.Options = {}): Effect.Effect<TestShutdown, Budget.BudgetError> =>
+export const make = (options: Shutdown.Options = {}): Effect.Effect<TestShutdown, Budget.BudgetError | ShutdownConfigError> =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const shutdown = yield* Shutdown.make(options).pipe(Scope.provide(scope))

@@ -1,6 +1,6 @@
 /** Reading reports in tests, and running a test body against a Shutdown under TestClock. */
 import { assert } from "@effect/vitest"
-import { Effect, type Scope } from "effect"
+import { Effect, Option, type Scope } from "effect"
 import { Shutdown, ShutdownReport } from "../../src/index.ts"
 import { TestShutdown } from "../../src/testing/index.ts"
 
@@ -21,3 +21,12 @@ export const withShutdown = <A, E>(
   options: Shutdown.Options,
   f: (t: TestShutdown.TestShutdown) => Effect.Effect<A, E, Shutdown.Shutdown | Scope.Scope>
 ) => Effect.flatMap(TestShutdown.make(options), (t) => Effect.provideService(f(t), Shutdown.Shutdown, t.shutdown))
+
+/** The report line a child process printed (`reportJson: true`), read back through the report's Schema. */
+export const reportFromOutput = (output: string): ShutdownReport.ShutdownReport => {
+  for (const line of output.split("\n").reverse()) {
+    const report = ShutdownReport.fromJsonLine(line)
+    if (Option.isSome(report)) return report.value
+  }
+  return assert.fail(`no report line in:\n${output}`)
+}

@@ -125,7 +125,7 @@ export interface HttpDrain {
    * Phase 3: resolves true once every tracked connection, session and request
    * has finished, false if `timeoutMs` elapsed first.
    */
-  readonly drain: (timeoutMs: number) => Promise<boolean>
+  readonly drain: (timeoutMs?: number) => Promise<boolean>
   /** Phase 4: destroy every remaining socket and session. Returns how many were destroyed. */
   readonly destroyAll: () => number
   /** Upgraded connections still open, with the request that upgraded them. */
@@ -467,7 +467,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
     }
   }
 
-  const drain = (timeoutMs: number): Promise<boolean> =>
+  const drain = (timeoutMs = Infinity): Promise<boolean> =>
     new Promise<boolean>((resolve) => {
       if (isDrained()) return resolve(true)
       let timer: ReturnType<typeof setTimeout> | undefined = undefined
@@ -478,7 +478,9 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       }
       waiters.add(done)
       // Kept referenced on purpose: a pending drain must keep the process alive.
-      timer = setTimeout(() => done(false), Math.max(0, timeoutMs))
+      // Without a finite timeout the caller bounds the wait (the Shutdown's
+      // step deadline) and the open sockets keep the process alive.
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done(false), Math.max(0, Math.min(timeoutMs, 2 ** 31 - 1)))
     })
 
   const destroyAll = (): number => {

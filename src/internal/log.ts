@@ -1,0 +1,28 @@
+/**
+ * How winddown logs: one human line through effect's `Logger`, plus fields
+ * (`winddown.phase`, `winddown.step`, `winddown.outcome`, ...) as log
+ * annotations, so a JSON or OTLP logger gets data. Effect's default logger
+ * prints annotations after the text; with only it installed the fields are
+ * left off, so the text people read stays one line.
+ */
+import { Effect, Logger, References } from "effect"
+
+/** Log fields, e.g. `{ "winddown.phase": "drain" }`. */
+export type Fields = Readonly<Record<string, string | number | boolean>>
+
+const plain = new Set<unknown>([Logger.defaultLogger, Logger.tracerLogger])
+
+const wantsFields = (loggers: ReadonlySet<unknown>): boolean => {
+  for (const logger of loggers) if (!plain.has(logger)) return true
+  return false
+}
+
+export const log = (level: "Debug" | "Info" | "Warn" | "Error", text: string, fields: Fields = {}): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    const line = Effect.logWithLevel(level)(text)
+    return wantsFields(fiber.getRef(References.CurrentLoggers)) ? Effect.annotateLogs(line, fields) : line
+  })
+
+export const info = (text: string, fields?: Fields) => log("Info", text, fields)
+export const warn = (text: string, fields?: Fields) => log("Warn", text, fields)
+export const error = (text: string, fields?: Fields) => log("Error", text, fields)
