@@ -19,6 +19,7 @@ if (typeof (Map as any).groupBy !== "function") {
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    setupFiles: ["test/support/setup.ts"],
     // Shutdown logs are the point of many tests: show them for failures only.
     silent: "passed-only",
     testTimeout: 30_000,

@@ -4,6 +4,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as path from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { ChildProcess } from "../src/testing/index.ts"
+import { reportFromOutput, stepNamed } from "./support/report.ts"
 
 const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", `${name}.ts`)
 
@@ -76,7 +77,6 @@ describe("signals in a child process", { concurrent: true }, () => {
     await child.waitFor("ready")
     child.signal("SIGTERM")
     await child.waitFor("draining")
-    await sleep(300) // a person pressing twice; closer repeats count once (repeatWindow)
     child.signal("SIGTERM")
     const exit = await child.exited
     assert.strictEqual(exit.code, 125, exit.output)
@@ -85,7 +85,8 @@ describe("signals in a child process", { concurrent: true }, () => {
   })
 
   it("the same signal twice within repeatWindow counts once: Ctrl+C reaching node directly and through npm", async () => {
-    const child = ChildProcess.spawn(fixture("sigterm"))
+    // A wide window, so the two copies count once however late a loaded machine delivers the second.
+    const child = ChildProcess.spawn(fixture("sigterm"), { env: { REPEAT_WINDOW: "5 seconds" } })
     await child.waitFor("ready")
     child.signal("SIGINT")
     await sleep(20) // two deliveries, as npm's forwarded copy arrives a few ms after the terminal's
@@ -103,7 +104,6 @@ describe("signals in a child process", { concurrent: true }, () => {
     await child.waitFor("cleanup stuck")
     child.signal("SIGINT")
     await child.waitFor("forcing shutdown")
-    await sleep(300)
     child.signal("SIGTERM")
     const exit = await child.exited
     assert.strictEqual(exit.code, 143, exit.output)
@@ -111,12 +111,15 @@ describe("signals in a child process", { concurrent: true }, () => {
     assert.isBelow(exit.elapsedMs, 10_000)
   })
 
-  it("a finalizer that hangs forever: the watchdog exits at the hard deadline with 124", async () => {
+  it("a finalizer that hangs forever: abandoned at its allowance, the rest runs, the process ends by the deadline with 124", async () => {
     const exit = await signalWhenReady("hung_finalizer", "SIGTERM")
     assert.strictEqual(exit.code, 124, exit.output)
-    assertOrder(exit.output, ["finalizer hangs", "\"main program\" timed out", "shutdown complete", "hard deadline"])
-    assert.isAtLeast(exit.elapsedMs, 1900)
-    assert.isBelow(exit.elapsedMs, 6000)
+    assertOrder(exit.output, ["finalizer hangs", "\"main program\" timed out", "shutdown complete", "still alive", "drain \"main program\""])
+    const report = reportFromOutput(exit.output)
+    assert.strictEqual(stepNamed(report, "main program").outcome, "timedOut")
+    assert.isTrue(stepNamed(report, "main program").leftRunning)
+    // By the hard deadline (2 s), with generous slack for a loaded machine's process start and exit.
+    assert.isBelow(exit.elapsedMs, 2000 + 3000)
   })
 
   it("a failing step is logged with its cause and the next steps still run; the report is one JSON line", async () => {
@@ -130,13 +133,14 @@ describe("signals in a child process", { concurrent: true }, () => {
       "cache closed",
       "cleanup 3/3 \"close cache\" done"
     ])
-    const line = exit.output.split("\n").find((l) => l.startsWith("[winddown] report "))
+    // The report is one line any log pipeline parses as JSON, and reads back through its Schema.
+    const line = exit.output.split("\n").find((l) => l.includes(`"event":"winddown.report"`))
     assert.isDefined(line, exit.output)
-    const report = JSON.parse(line!.slice("[winddown] report ".length))
+    assert.strictEqual(JSON.parse(line!).event, "winddown.report")
+    const report = reportFromOutput(exit.output)
     assert.deepStrictEqual(report.reason, { _tag: "signal", signal: "SIGTERM" })
     assert.strictEqual(report.exitCode, 0)
-    const upload = report.phases.flatMap((p: any) => p.steps).find((s: any) => s.name === "upload logs")
-    assert.strictEqual(upload.outcome, "failed")
+    assert.strictEqual(stepNamed(report, "upload logs").outcome, "failed")
   })
 
   it("a signal during startup releases what was acquired and exits 0 without starting the program", async () => {
@@ -161,6 +165,9 @@ describe("signals in a child process", { concurrent: true }, () => {
   it("without runMain, a configured SIGHUP interrupts the program and the process exits 0 by itself", async () => {
     const exit = await signalWhenReady("no_runmain", "SIGHUP")
     assert.strictEqual(exit.code, 0, exit.output)
-    assertOrder(exit.output, ["ready", "shutting down: signal SIGHUP", "program unwound", "db closed", "shutdown complete"])
+    // The program unwinds concurrently with the first phases: its line and the
+    // first log line may come in either order; both come before the cleanup.
+    assertOrder(exit.output, ["ready", "shutting down: signal SIGHUP", "db closed", "shutdown complete"])
+    assertOrder(exit.output, ["ready", "program unwound", "db closed"])
   })
 })

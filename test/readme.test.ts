@@ -43,6 +43,7 @@ const expected: Record<string, string> = {
   reportJson: String(NodeShutdown.defaults.reportJson),
   reportSummary: String(NodeShutdown.defaults.reportSummary),
   watchdog: String(NodeShutdown.defaults.watchdog),
+  exitGrace: NodeShutdown.defaults.exitGrace,
   interruptProgram: "true"
 }
 
