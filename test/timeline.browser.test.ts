@@ -1,9 +1,9 @@
 // The timeline SVGs in a real browser: headless Chromium (Debian's
 // `chromium`) opens each drawing as an SVG document and measures what it
 // rendered. For a clean, a forced, a watchdog, a 200-step and a hostile
-// report: it parses as XML and renders without errors, no two texts overlap,
-// every text lies inside the viewBox, and no text is smaller than 10 px at
-// 100 %.
+// report, and the README's figure: it parses as XML and renders without
+// errors, no two texts overlap, every text lies inside the viewBox, and no
+// text is smaller than 10 px at 100 %.
 //
 // Without /usr/bin/chromium the check is skipped, saying so, except in CI
 // (CI set), where it fails: .ci/run installs chromium.
@@ -212,6 +212,11 @@ describe.skipIf(!installed && !inCi)("the timeline in headless Chromium", () => 
       checkDrawing(name, await open(name, ShutdownTimeline.toSvg(report)))
     }, 60_000)
   }
+
+  it("the README's figure, docs/demo-shutdown.svg (a real shutdown of the demo), holds too", async () => {
+    const figure = fs.readFileSync(path.join(import.meta.dirname, "..", "docs", "demo-shutdown.svg"), "utf8")
+    checkDrawing("README figure", await open("readme figure", figure))
+  }, 60_000)
 
   it("the narrowest width and a wide one hold too", async () => {
     checkDrawing("narrow forced", await open("narrow forced", ShutdownTimeline.toSvg(forced, { width: 560 })))
