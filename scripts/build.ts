@@ -1,8 +1,9 @@
 /**
  * Build the publishable package into build/: compiled JavaScript and
- * declarations from src/, and a package.json whose exports point at them, so
- * consumers run it on plain Node with no TypeScript loader. The repository's
- * own package.json keeps pointing at the sources for development.
+ * declarations from src/, the `winddown` command compiled from bin/, and a
+ * package.json whose exports and bin point at them, so consumers run it on
+ * plain Node with no TypeScript loader. The repository's own package.json
+ * keeps pointing at the sources for development.
  *
  *   npm run build      then      cd build && npm publish
  */
@@ -13,9 +14,19 @@ import * as path from "node:path"
 const root = path.join(import.meta.dirname, "..")
 const out = path.join(root, "build")
 fs.rmSync(out, { recursive: true, force: true })
-execFileSync(process.execPath, [path.join(root, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(root, "tsconfig.build.json")], {
-  stdio: "inherit"
-})
+const tsc = (project: string) =>
+  execFileSync(process.execPath, [path.join(root, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(root, project)], {
+    stdio: "inherit"
+  })
+tsc("tsconfig.build.json")
+// The command imports "winddown" by name: compiled against the declarations
+// just built (tsconfig.build-bin.json maps the name to them), it resolves to
+// the package's own exports at run time.
+tsc("tsconfig.build-bin.json")
+const command = path.join(out, "bin", "winddown.js")
+// In the repository the shebang runs the TypeScript through tsx; published, it is plain node.
+fs.writeFileSync(command, fs.readFileSync(command, "utf8").replace(/^#!.*\n/, "#!/usr/bin/env node\n"))
+fs.chmodSync(command, 0o755)
 
 const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"))
 const entry = (dir: string) => ({ types: `./dist/${dir}index.d.ts`, default: `./dist/${dir}index.js` })
@@ -26,7 +37,8 @@ const published = {
   license: pkg.license,
   type: "module",
   exports: { ".": entry(""), "./node": entry("node/"), "./testing": entry("testing/") },
-  files: ["dist", "README.md"],
+  bin: { winddown: "./bin/winddown.js" },
+  files: ["dist", "bin", "README.md"],
   engines: pkg.engines,
   peerDependencies: pkg.peerDependencies
 }
