@@ -100,6 +100,8 @@ export interface Report {
   readonly timeoutMs: number
   readonly phases: ReadonlyArray<PhaseReport>
   readonly forced?: { readonly signal: string; readonly atMs: number } | undefined
+  readonly watchdog?: { readonly atMs: number; readonly during: string } | undefined
+  readonly sections?: ReadonlyArray<{ readonly name: string; readonly data: Readonly<Record<string, unknown>> }> | undefined
   readonly exitCode: number
   readonly samples?: ReadonlyArray<Sample> | undefined
 }
@@ -198,9 +200,12 @@ const candidate = (text: string): { readonly json: unknown } | { readonly error:
   if ("value" in parsed && typeof parsed.value === "object" && parsed.value !== null && !Array.isArray(parsed.value)) {
     const record = parsed.value as Record<string, unknown>
     if (record.event === reportEvent) return { json: record }
+    // A JSON logger that carried a report line (either format) as its message.
     for (const key of ["message", "msg"]) {
       const message = record[key]
-      if (typeof message === "string" && message.includes(oldPrefix + "{")) return candidate(message)
+      if (typeof message === "string" && (message.includes(oldPrefix + "{") || eventPattern.test(message))) {
+        return candidate(message)
+      }
     }
   }
   // The old format: a prefix, then the report's JSON.
