@@ -150,11 +150,12 @@ export interface Service {
   /** Time left before the hard deadline, in ms: for watchdogs outside the runtime. */
   readonly remainingMillisUnsafe: () => number
   /**
-   * The report as of now, for a watchdog that must exit before the phases
-   * end: the current phase `running` with its running steps, later phases
-   * `notReached`. After the end: the final report.
+   * The report as of now. When the budget is spent before the phases end (the
+   * watchdog calls this at the hard deadline), it marks `budgetSpent`: the
+   * current phase `running` with its running steps, later phases `notReached`,
+   * and the deadline's exit code. After the end: the final report.
    */
-  readonly snapshotUnsafe: (watchdog?: { readonly during: Phase.Status }) => ShutdownReport.ShutdownReport
+  readonly snapshotUnsafe: (options?: { readonly budgetSpent?: boolean }) => ShutdownReport.ShutdownReport
   /** Steps abandoned at their deadline whose fibers are still running (what may hold the process). */
   readonly leftRunningUnsafe: () => ReadonlyArray<{ readonly phase: Phase.Phase; readonly name: string }>
   /** The exit code the shutdown decided (see exitCode.ts), once the report exists. */
@@ -337,8 +338,10 @@ const makeService = (engine: Engine.Engine): Service => {
         if (inFlight !== undefined) engine.inFlight.set(name, inFlight)
       }),
     remainingMillisUnsafe,
-    snapshotUnsafe: (watchdog) =>
-      Engine.snapshot(engine, engine.exitCode ?? Engine.decideExitCode(engine), watchdog),
+    snapshotUnsafe: (options) => {
+      if (options?.budgetSpent) Engine.spendBudget(engine)
+      return Engine.snapshot(engine, engine.exitCode ?? Engine.decideExitCode(engine))
+    },
     leftRunningUnsafe: () => Engine.stillRunning(engine).map(({ name, phase }) => ({ name, phase })),
     exitCodeUnsafe: () => engine.exitCode,
     exitSettings: engine.settings

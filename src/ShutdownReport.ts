@@ -168,8 +168,12 @@ export const ShutdownReport = Schema.Struct({
   phases: Schema.Array(PhaseReport),
   /** Set when a second signal escalated the shutdown. */
   forced: Schema.optionalKey(Schema.Struct({ signal: Schema.String, atMs: Schema.Number })),
-  /** Set when the watchdog wrote the report because the budget was spent. */
-  watchdog: Schema.optionalKey(Schema.Struct({ atMs: Schema.Number, during: Schema.String })),
+  /**
+   * Set when the budget was spent before the phases ended (a step blocked the
+   * event loop, say): later phases were not run, and the exit code is the
+   * deadline's. `during`: the phase at that moment.
+   */
+  budgetSpent: Schema.optionalKey(Schema.Struct({ atMs: Schema.Number, during: Schema.String })),
   sections: Schema.Array(Section),
   samples: Schema.optionalKey(Schema.Array(Sample)),
   exitCode: Schema.Number
@@ -190,14 +194,14 @@ export type ShutdownReport = typeof ShutdownReport.Type
 export const steps = (report: ShutdownReport): ReadonlyArray<StepReport> => report.phases.flatMap((p) => p.steps)
 
 /**
- * True when every step ended `ok`, nothing was forced and the watchdog did
- * not have to step in.
+ * True when every step ended `ok`, nothing was forced and the budget was
+ * not spent.
  *
  * @since 0.1.0
  * @category combinators
  */
 export const isClean = (report: ShutdownReport): boolean =>
-  report.forced === undefined && report.watchdog === undefined && steps(report).every((s) => s.outcome === "ok")
+  report.forced === undefined && report.budgetSpent === undefined && steps(report).every((s) => s.outcome === "ok")
 
 /**
  * Human words for a reason, e.g. `signal SIGTERM`.
@@ -292,7 +296,7 @@ export const formatSummary = (report: ShutdownReport): string => {
   const lines = [
     `[winddown] report: ${describeReason(report.reason)}; ${ms(report.durationMs)} of ${ms(report.timeoutMs)}${
       report.forced ? `; forced by ${report.forced.signal} at ${ms(report.forced.atMs)}` : ""
-    }${report.watchdog ? `; budget spent during ${report.watchdog.during}` : ""}; exit code ${report.exitCode}`
+    }${report.budgetSpent ? `; budget spent during ${report.budgetSpent.during}` : ""}; exit code ${report.exitCode}`
   ]
   const width = Math.max(...Phase.all.map((p) => p.length))
   for (const phase of report.phases) {
@@ -301,7 +305,7 @@ export const formatSummary = (report: ShutdownReport): string => {
     )
     const what = steps.join(" · ") ||
       phaseNote[phase.outcome] ||
-      (phase.phase === "preStop" && phase.durationMs > 0 ? "(waited)" : "(nothing to do)")
+      (phase.phase === "preStop" && phase.allowanceMs > 0 ? "(waited)" : "(nothing to do)")
     lines.push(
       `  ${phase.phase.padEnd(width)}  ${ms(phase.durationMs).padStart(7)} of ${ms(phase.allowanceMs).padEnd(7)}  ${what}`
     )

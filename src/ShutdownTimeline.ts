@@ -100,7 +100,7 @@ export interface Report {
   readonly timeoutMs: number
   readonly phases: ReadonlyArray<PhaseReport>
   readonly forced?: { readonly signal: string; readonly atMs: number } | undefined
-  readonly watchdog?: { readonly atMs: number; readonly during: string } | undefined
+  readonly budgetSpent?: { readonly atMs: number; readonly during: string } | undefined
   readonly sections?: ReadonlyArray<{ readonly name: string; readonly data: Readonly<Record<string, unknown>> }> | undefined
   readonly exitCode: number
   readonly samples?: ReadonlyArray<Sample> | undefined

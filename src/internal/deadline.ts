@@ -69,7 +69,8 @@ export const step = (
   const own = timeoutMs ?? t.settings.stepTimeoutMs
   const byTimeout = own === undefined ? Infinity : start + own
   const byHard = hard(t)
-  const natural = Math.min(byTimeout, window.deadline, byHard)
+  // Never before the start: a step starting past a deadline has no time, not negative time.
+  const natural = Math.max(start, Math.min(byTimeout, window.deadline, byHard))
   const bound: Bound = natural === byTimeout ? "timeout" : natural === window.deadline ? "phase" : "hard"
   return { name, phase, start, natural, bound, timeoutMs: own }
 }

@@ -63,6 +63,8 @@ export interface Engine extends Deadline.Times {
   forcedAt: number | undefined
   forcedSignal: string | undefined
   current: CurrentPhase | undefined
+  /** The budget was spent before the phases ended: when, and in which phase. */
+  budgetSpent: { readonly at: number; readonly during: Phase.Status } | undefined
   /** Decided once the phases ran (see exitCode.ts). */
   exitCode: number | undefined
 }
@@ -90,6 +92,7 @@ export const make = (budget: Budget.Budget, settings: Settings, clock: Clock.Clo
     forcedAt: undefined,
     forcedSignal: undefined,
     current: undefined,
+    budgetSpent: undefined,
     exitCode: undefined
   }
 }
@@ -171,13 +174,9 @@ const safely = <A>(f: () => A, fallback: A): A => {
 /**
  * The report as of now. After the last phase it is the final report; while
  * a phase runs (the watchdog writing it at the hard deadline) the current
- * phase is `running` with its running steps, and later phases `notReached`.
+ * phase is `running` with its running steps; phases not run are `notReached`.
  */
-export const snapshot = (
-  engine: Engine,
-  exitCode: number,
-  watchdog?: { readonly during: Phase.Status }
-): ShutdownReport.ShutdownReport => {
+export const snapshot = (engine: Engine, exitCode: number): ShutdownReport.ShutdownReport => {
   const startedAt = engine.startedAt ?? now(engine)
   const at = now(engine)
   const phases = engine.phases.slice()
@@ -221,13 +220,22 @@ export const snapshot = (
     ...(engine.forcedAt === undefined ? {} : {
       forced: { signal: engine.forcedSignal ?? "escalation", atMs: engine.forcedAt - startedAt }
     }),
-    ...(watchdog === undefined ? {} : { watchdog: { atMs: at - startedAt, during: watchdog.during } }),
+    ...(engine.budgetSpent === undefined ? {} : {
+      budgetSpent: { atMs: engine.budgetSpent.at - startedAt, during: engine.budgetSpent.during }
+    }),
     sections: Array.from(engine.sections, ([name, data]) => ({ name, data: safely(data, { error: "unreadable" }) })),
     ...(engine.samples.length === 0 ? {} : { samples: engine.samples.slice() }),
     exitCode
   }
 }
 
+/** The budget is spent: no further phase runs, and the exit code is the deadline's. */
+export const spendBudget = (engine: Engine): void => {
+  engine.budgetSpent ??= { at: now(engine), during: engine.status }
+}
+
 /** The exit code decided for this shutdown (see exitCode.ts). */
 export const decideExitCode = (engine: Engine): number =>
-  ExitCode.decide(engine.settings, engine.reason ?? { _tag: "interrupted" }, engine.forcedAt !== undefined)
+  engine.budgetSpent !== undefined
+    ? ExitCode.atDeadline(engine.settings)
+    : ExitCode.decide(engine.settings, engine.reason ?? { _tag: "interrupted" }, engine.forcedAt !== undefined)

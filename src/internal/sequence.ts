@@ -100,7 +100,18 @@ export const run = (engine: Engine.Engine): Effect.Effect<ShutdownReport.Shutdow
       }
     )
     const exit = finalizerExit(reason)
-    for (const phase of Phase.all) yield* runPhase(engine, phase, exit)
+    for (const phase of Phase.all) {
+      // Past the hard deadline (the event loop was blocked, say) nothing more
+      // runs: the whole never passes the budget.
+      if (Deadline.remaining(engine, Engine.now(engine)) <= 0 && Deadline.hard(engine) < Engine.now(engine)) {
+        Engine.spendBudget(engine)
+        yield* Log.warn(`[winddown] the ${formatMillis(engine.budget.timeoutMs)} budget is spent before ${phase}: the rest is not run`, {
+          "winddown.phase": phase
+        })
+        break
+      }
+      yield* runPhase(engine, phase, exit)
+    }
     engine.status = "done"
     engine.exitCode = Engine.decideExitCode(engine)
     const report = Engine.snapshot(engine, engine.exitCode)

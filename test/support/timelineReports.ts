@@ -112,7 +112,7 @@ export const watchdog: ShutdownTimeline.Report = {
       { ...step("close db pool", "cleanup", 2, "running", 2993), timeoutMs: 5000 }
     ])
   ],
-  watchdog: { atMs: 10_000, during: "cleanup" },
+  budgetSpent: { atMs: 10_000, during: "cleanup" },
   sections: [],
   exitCode: 124
 }

@@ -174,8 +174,9 @@ export const install = (shutdown: Shutdown.Service, settings: Settings): Install
         )
       }
       const status = shutdown.statusUnsafe()
-      const code = ExitCode.atDeadline(shutdown.exitSettings)
-      const report = { ...shutdown.snapshotUnsafe({ during: status }), exitCode: code }
+      const report = shutdown.snapshotUnsafe({ budgetSpent: true })
+      const code = report.exitCode
+      reportWritten = true
       writeReport(settings, report)
       const running = ShutdownReport.steps(report).filter((s) => s.outcome === "running").map((s) => `"${s.name}"`)
       exitNow(
