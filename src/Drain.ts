@@ -628,7 +628,7 @@ export const make = (
     yield* addSection(shutdown, drain, options)
     yield* shutdown.addStep(
       name,
-      Effect.flatMap(Deadline.CurrentStep, (step) => drain.closeBy(step?.deadline() ?? Infinity)),
+      Effect.flatMap(Deadline.CurrentStep, (step) => drain.closeBy(step === undefined ? Infinity : Deadline.currentDeadline(step))),
       { phase: "drain", ...(settings.timeoutMs === undefined ? {} : { timeout: settings.timeoutMs }) }
     )
     // Escalation before the drain step runs (or while it is being cut) still

@@ -250,7 +250,7 @@ const makeService = (engine: Engine.Engine): Service => {
   // The deadline a wait or `stepRemaining` runs against: the current step's,
   // else the current phase's; none before the shutdown.
   const currentDeadline = (step: Deadline.CurrentStep | undefined): number =>
-    step !== undefined ? step.deadline() : engine.current?.window.deadline ?? Infinity
+    step !== undefined ? Deadline.currentDeadline(step) : engine.current?.window.deadline ?? Infinity
   const wait = <A, E>(condition: Condition<A, E>, options: WaitOptions = {}): Effect.Effect<boolean> =>
     Effect.gen(function*() {
       const pollMs = toMillis(options.pollInterval ?? 100) ?? 100

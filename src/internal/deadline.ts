@@ -125,9 +125,11 @@ export const maxTimerMs = 2 ** 31 - 1
  */
 export interface CurrentStep {
   readonly window: StepWindow
-  /** The step's deadline now (earlier once the shutdown is forced). */
-  readonly deadline: () => number
+  readonly times: Times
 }
+
+/** The current step's deadline now (earlier once the shutdown is forced). */
+export const currentDeadline = (step: CurrentStep): number => stepDeadline(step.times, step.window)
 
 export const CurrentStep = Context.Reference<CurrentStep | undefined>("winddown/CurrentStep", {
   defaultValue: () => undefined

@@ -3,12 +3,15 @@
  * (`winddown.phase`, `winddown.step`, `winddown.outcome`, ...) as log
  * annotations, so a JSON or OTLP logger gets data. Effect's default logger
  * prints annotations after the text; with only it installed the fields are
- * left off, so the text people read stays one line.
+ * left off, so the text people read stays one line. Nothing is built when the
+ * level is filtered out (a shutdown may log thousands of steps).
  */
-import { Effect, Logger, References } from "effect"
+import { Effect, Logger, LogLevel, References } from "effect"
 
 /** Log fields, e.g. `{ "winddown.phase": "drain" }`. */
 export type Fields = Readonly<Record<string, string | number | boolean>>
+
+type Level = "Debug" | "Info" | "Warn" | "Error"
 
 const plain = new Set<unknown>([Logger.defaultLogger, Logger.tracerLogger])
 
@@ -17,11 +20,16 @@ const wantsFields = (loggers: ReadonlySet<unknown>): boolean => {
   return false
 }
 
-export const log = (level: "Debug" | "Info" | "Warn" | "Error", text: string, fields: Fields = {}): Effect.Effect<void> =>
+/** Log `text()` with `fields()`, both built only if the level is enabled. */
+export const lazy = (level: Level, text: () => string, fields: () => Fields): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
-    const line = Effect.logWithLevel(level)(text)
-    return wantsFields(fiber.getRef(References.CurrentLoggers)) ? Effect.annotateLogs(line, fields) : line
+    if (LogLevel.isGreaterThan(fiber.getRef(References.MinimumLogLevel), level)) return Effect.void
+    const line = Effect.logWithLevel(level)(text())
+    return wantsFields(fiber.getRef(References.CurrentLoggers)) ? Effect.annotateLogs(line, fields()) : line
   })
+
+export const log = (level: Level, text: string, fields: Fields = {}): Effect.Effect<void> =>
+  lazy(level, () => text, () => fields)
 
 export const info = (text: string, fields?: Fields) => log("Info", text, fields)
 export const warn = (text: string, fields?: Fields) => log("Warn", text, fields)

@@ -7,7 +7,7 @@
  * are reported, not rethrown. A step that ends at once (most finalizers) takes
  * a fast path with no timer at all.
  */
-import { Cause, Data, Deferred, Effect, Exit, Fiber } from "effect"
+import { Cause, Context, Data, Deferred, Effect, Exit, Fiber } from "effect"
 import type * as Phase from "../Phase.ts"
 import type * as ShutdownReport from "../ShutdownReport.ts"
 import * as Deadline from "./deadline.ts"
@@ -64,13 +64,13 @@ export const runStep = (
   count: number,
   exit: Exit.Exit<unknown, unknown>
 ): Effect.Effect<ShutdownReport.StepReport> =>
-  Effect.suspend(() => {
+  Effect.withFiber((parent) => {
     const start = Engine.now(engine)
     const window = Deadline.step(engine, phaseWindow, phase, step.name, start, step.timeoutMs)
-    const current: Deadline.CurrentStep = { window, deadline: () => Deadline.stepDeadline(engine, window) }
+    const current: Deadline.CurrentStep = { window, times: engine }
     const running: Engine.RunningStep = { window, index }
     Engine.stepStarted(engine, running)
-    const finish = (outcome: ShutdownReport.StepOutcome, detail: string | undefined): ShutdownReport.StepReport => {
+    const finish = (outcome: ShutdownReport.StepOutcome, detail: string | undefined): Effect.Effect<ShutdownReport.StepReport> => {
       const report: ShutdownReport.StepReport = {
         name: step.name,
         phase,
@@ -82,33 +82,35 @@ export const runStep = (
         ...(detail === undefined ? {} : { detail })
       }
       Engine.stepEnded(engine, running, report)
-      return report
+      return Effect.as(logStep(report, count), report)
     }
-    return Effect.gen(function*() {
-      // Started at once: a step forced before its first instant still runs up
-      // to its first wait, so its interrupt handlers (a drain interrupting its
-      // units and awaiting their checkpoints) see the interrupt.
-      const fiber = yield* Effect.forkDetach(
-        Effect.interruptible(Effect.suspend(() => step.run(exit))).pipe(
-          Effect.provideService(Deadline.CurrentStep, current)
-        ),
-        { startImmediately: true }
-      )
-      while (true) {
-        const done = fiber.pollUnsafe()
-        if (done !== undefined) return finish(...ended(done))
-        const deadline = current.deadline()
-        if (Engine.now(engine) >= deadline) {
-          const cut = deadline < window.natural
-          yield* abandon(engine, fiber, phase, index, step)
-          return finish(
+    // Started at once: a step that ends without waiting (most finalizers) is
+    // done here, with no timer. A step forced before its first instant still
+    // runs up to its first wait, so its interrupt handlers (a drain
+    // interrupting its units and awaiting their checkpoints) see the interrupt.
+    const fiber = Effect.runForkWith(Context.add(parent.context, Deadline.CurrentStep, current))(
+      Effect.interruptible(step.run(exit))
+    )
+    const done = fiber.pollUnsafe()
+    if (done !== undefined) return finish(...ended(done))
+    const wait: Effect.Effect<ShutdownReport.StepReport> = Effect.suspend(() => {
+      const done = fiber.pollUnsafe()
+      if (done !== undefined) return finish(...ended(done))
+      const deadline = Deadline.currentDeadline(current)
+      if (Engine.now(engine) < deadline) return Effect.andThen(waitFor(engine, fiber, deadline), wait)
+      const cut = deadline < window.natural
+      // Measured up to the end of the grace its finalizers got.
+      return Effect.andThen(
+        abandon(engine, fiber, phase, index, step),
+        Effect.suspend(() =>
+          finish(
             cut ? "interrupted" : "timedOut",
             cut ? `interrupted by ${engine.forcedSignal ?? "escalation"}` : `ran past its ${boundWords[window.bound](phase)}`
           )
-        }
-        yield* waitFor(engine, fiber, deadline)
-      }
-    }).pipe(Effect.tap((report) => logStep(report, count)))
+        )
+      )
+    })
+    return wait
   })
 
 /**
@@ -145,16 +147,15 @@ const verbs: Record<ShutdownReport.StepOutcome, string> = {
   running: "still running"
 }
 
-const logStep = (report: ShutdownReport.StepReport, count: number): Effect.Effect<void> => {
-  const line = `[winddown] ${report.phase} ${report.index}/${count} "${report.name}" ${verbs[report.outcome]} in ${
-    Math.round(report.durationMs)
-  } ms${report.detail === undefined ? "" : `: ${report.detail}`}`
-  return Log.log(report.outcome === "ok" ? "Info" : "Warn", line, {
+const logStep = (report: ShutdownReport.StepReport, count: number): Effect.Effect<void> =>
+  Log.lazy(report.outcome === "ok" ? "Info" : "Warn", () =>
+    `[winddown] ${report.phase} ${report.index}/${count} "${report.name}" ${verbs[report.outcome]} in ${
+      Math.round(report.durationMs)
+    } ms${report.detail === undefined ? "" : `: ${report.detail}`}`, () => ({
     "winddown.phase": report.phase,
     "winddown.step": report.name,
     "winddown.outcome": report.outcome,
     "winddown.duration_ms": Math.round(report.durationMs),
     ...(report.allowanceMs === undefined ? {} : { "winddown.allowance_ms": Math.round(report.allowanceMs) }),
     ...(report.detail === undefined ? {} : { "winddown.detail": report.detail })
-  })
-}
+  }))

@@ -132,7 +132,7 @@ export const adopt = (
     })
     const drainRequests = Effect.gen(function*() {
       const step = yield* Deadline.CurrentStep
-      const left = step === undefined ? Infinity : step.deadline() - (yield* Effect.clockWith((c) => c.currentTimeMillis))
+      const left = step === undefined ? Infinity : Deadline.currentDeadline(step) - (yield* Effect.clockWith((c) => c.currentTimeMillis))
       const before = engine.stats()
       yield* Effect.logInfo(
         `[winddown] ${name}: draining ${before.activeRequests} requests on ${before.connections} connections, up to ${
