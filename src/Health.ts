@@ -25,8 +25,10 @@
  */
 import { Cause, Clock, Context, Data, Effect, Exit, Fiber, Layer, Option } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
-import { type Input as DurationInput, toMillis } from "./internal/duration.ts"
+import type { Input as DurationInput } from "./internal/duration.ts"
+import * as OptionCheck from "./internal/options.ts"
 import * as Shutdown from "./Shutdown.ts"
+import { ShutdownConfigError } from "./ShutdownConfig.ts"
 
 /**
  * The three probes.
@@ -181,14 +183,14 @@ export interface RespondOptions {
 }
 
 /**
- * A bad option (the message names it and its value), or a second check with
- * the same name on the same probe.
+ * A second check with the same name on the same probe. (A bad option is a
+ * `ShutdownConfigError`, as in every module.)
  *
  * @since 0.1.0
  * @category errors
  */
 export class HealthError extends Data.TaggedError("HealthError")<{
-  readonly reason: "InvalidOption" | "DuplicateCheck"
+  readonly reason: "DuplicateCheck"
   readonly message: string
 }> {}
 
@@ -213,7 +215,7 @@ export interface Service {
     name: string,
     check: Effect.Effect<unknown, E, R>,
     options?: CheckOptions
-  ) => Effect.Effect<void, HealthError, R>
+  ) => Effect.Effect<void, HealthError | ShutdownConfigError, R>
   readonly probe: (probe: Probe) => Effect.Effect<ProbeResult>
   readonly liveness: Effect.Effect<ProbeResult>
   readonly readiness: Effect.Effect<ProbeResult>
@@ -233,19 +235,7 @@ export interface Service {
  */
 export class Health extends Context.Service<Health, Service>()("winddown/Health") {}
 
-const invalid = (message: string) => new HealthError({ reason: "InvalidOption", message })
-
-const isProbe = (u: unknown): u is Probe => u === "liveness" || u === "readiness" || u === "startup"
-
-const isDetail = (u: unknown): u is Detail => u === "none" || u === "checks"
-
-/** Milliseconds of a timeout option, or the error naming it. */
-const timeoutMillis = (option: string, input: DurationInput): number | HealthError => {
-  const ms = toMillis(input)
-  return ms !== undefined && ms > 0 && Number.isFinite(ms)
-    ? ms
-    : invalid(`${option} must be a finite duration above zero, got ${JSON.stringify(input)}`)
-}
+const details: ReadonlyArray<Detail> = ["none", "checks"]
 
 /**
  * The endpoint paths with defaults filled in, or the error naming a bad one
@@ -256,16 +246,18 @@ const timeoutMillis = (option: string, input: DurationInput): number | HealthErr
  * @category constructors
  */
 export const resolvePathsUnsafe = (paths: Partial<Paths> = {}): Paths => {
-  const resolved = { ...defaults.paths, ...stripUndefined(paths) }
-  for (const probe of probes) {
-    const path: unknown = resolved[probe]
-    if (typeof path !== "string" || !path.startsWith("/") || /[?#\s]/.test(path)) {
-      throw invalid(`paths.${probe} must be a path starting with "/", got ${JSON.stringify(path)}`)
+  const resolved = OptionCheck.checkSync(paths, (c) => {
+    const resolved = { ...defaults.paths, ...stripUndefined(paths) }
+    for (const probe of probes) {
+      const path: unknown = resolved[probe]
+      if (typeof path !== "string" || !path.startsWith("/") || /[?#\s]/.test(path)) {
+        c.refuse(`paths.${probe}`, path, `a path starting with "/", without "?", "#" or spaces`)
+      }
     }
-  }
-  if (new Set(probes.map((p) => resolved[p])).size !== probes.length) {
-    throw invalid(`paths must differ, got ${JSON.stringify(resolved)}`)
-  }
+    if (new Set(probes.map((p) => resolved[p])).size !== probes.length) c.refuse("paths", resolved, "three different paths")
+    return resolved
+  })
+  if (resolved instanceof ShutdownConfigError) throw resolved
   return resolved
 }
 
@@ -275,8 +267,8 @@ export const resolvePathsUnsafe = (paths: Partial<Paths> = {}): Paths => {
  * @since 0.1.0
  * @category constructors
  */
-export const resolvePaths = (paths?: Partial<Paths>): Effect.Effect<Paths, HealthError> =>
-  Effect.try({ try: () => resolvePathsUnsafe(paths), catch: (e) => e as HealthError })
+export const resolvePaths = (paths?: Partial<Paths>): Effect.Effect<Paths, ShutdownConfigError> =>
+  Effect.try({ try: () => resolvePathsUnsafe(paths), catch: (e) => e as ShutdownConfigError })
 
 const stripUndefined = <A extends object>(a: A): Partial<A> =>
   Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined)) as Partial<A>
@@ -368,23 +360,11 @@ const runCheck = (check: Check): Effect.Effect<CheckResult> =>
   })
 
 const readOptions = (options: Options) =>
-  Effect.suspend(() => {
-    if (options.detail !== undefined && !isDetail(options.detail)) {
-      return Effect.fail(invalid(`detail must be "none" or "checks", got ${JSON.stringify(options.detail)}`))
-    }
-    if (options.startedImmediately !== undefined && typeof options.startedImmediately !== "boolean") {
-      return Effect.fail(
-        invalid(`startedImmediately must be a boolean, got ${JSON.stringify(options.startedImmediately)}`)
-      )
-    }
-    const checkTimeoutMs = timeoutMillis("checkTimeout", options.checkTimeout ?? defaults.checkTimeout)
-    if (typeof checkTimeoutMs !== "number") return Effect.fail(checkTimeoutMs)
-    return Effect.succeed({
-      detail: options.detail ?? defaults.detail,
-      checkTimeoutMs,
-      startedImmediately: options.startedImmediately ?? defaults.startedImmediately
-    })
-  })
+  OptionCheck.check(options, (c) => ({
+    detail: c.oneOf("detail", options.detail, details) ?? defaults.detail,
+    checkTimeoutMs: c.duration("checkTimeout", options.checkTimeout ?? defaults.checkTimeout)!,
+    startedImmediately: c.boolean("startedImmediately", options.startedImmediately) ?? defaults.startedImmediately
+  }))
 
 /**
  * Build a Health service on the current Shutdown.
@@ -392,7 +372,7 @@ const readOptions = (options: Options) =>
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Service, HealthError, Shutdown.Shutdown> =>
+export const make = (options: Options = {}): Effect.Effect<Service, ShutdownConfigError, Shutdown.Shutdown> =>
   Effect.gen(function*() {
     const settings = yield* readOptions(options)
     const shutdown = yield* Shutdown.Shutdown
@@ -428,18 +408,17 @@ export const make = (options: Options = {}): Effect.Effect<Service, HealthError,
       markStartedUnsafe,
       isStartedUnsafe: () => started,
       addCheck: (name, check, checkOptions = {}) =>
-        Effect.contextWith((context: Context.Context<any>) => {
-          const probe = checkOptions.probe ?? defaults.probe
-          if (!isProbe(probe)) {
-            return Effect.fail(invalid(`probe of check "${name}" must be liveness, readiness or startup, got ${JSON.stringify(probe)}`))
-          }
-          if (typeof name !== "string" || name.length === 0) {
-            return Effect.fail(invalid(`a check needs a non-empty name, got ${JSON.stringify(name)}`))
-          }
-          const timeoutMs = checkOptions.timeout === undefined
-            ? settings.checkTimeoutMs
-            : timeoutMillis(`timeout of check "${name}"`, checkOptions.timeout)
-          if (typeof timeoutMs !== "number") return Effect.fail(timeoutMs)
+        Effect.contextWith((context: Context.Context<any>): Effect.Effect<void, HealthError | ShutdownConfigError> => {
+          const read = OptionCheck.checkSync(checkOptions, (c) => {
+            c.name("check name", name)
+            return {
+              probe: c.oneOf(`probe of check ${JSON.stringify(name)}`, checkOptions.probe ?? defaults.probe, probes)!,
+              timeoutMs: c.duration(`timeout of check ${JSON.stringify(name)}`, checkOptions.timeout) ??
+                settings.checkTimeoutMs
+            }
+          })
+          if (read instanceof ShutdownConfigError) return Effect.fail(read)
+          const { probe, timeoutMs } = read
           if (checks[probe].has(name)) {
             return Effect.fail(
               new HealthError({ reason: "DuplicateCheck", message: `a ${probe} check named "${name}" exists already` })
@@ -471,7 +450,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, HealthError,
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Health, HealthError, Shutdown.Shutdown> =>
+export const layer = (options: Options = {}): Layer.Layer<Health, ShutdownConfigError, Shutdown.Shutdown> =>
   Layer.effect(Health, make(options))
 
 /**
@@ -491,15 +470,13 @@ export const layer = (options: Options = {}): Layer.Layer<Health, HealthError, S
  */
 export const routes = (
   options: RespondOptions = {}
-): Layer.Layer<never, HealthError, HttpRouter.HttpRouter | Health> =>
+): Layer.Layer<never, ShutdownConfigError, HttpRouter.HttpRouter | Health> =>
   HttpRouter.use((router) =>
     Effect.gen(function*() {
       const paths = yield* resolvePaths(options.paths)
       const health = yield* Health
-      if (options.detail !== undefined && !isDetail(options.detail)) {
-        return yield* Effect.fail(invalid(`detail must be "none" or "checks", got ${JSON.stringify(options.detail)}`))
-      }
-      const detail = options.detail ?? health.detail
+      const detail = (yield* OptionCheck.check(options, (c) => c.oneOf("detail", options.detail, details))) ??
+        health.detail
       const handler = (probe: Probe) =>
         Effect.map(health.probe(probe), (result) => {
           const { status, headers, body } = render(result, detail)
@@ -527,7 +504,7 @@ export const addCheck = <E, R>(
   name: string,
   check: Effect.Effect<unknown, E, R>,
   options?: CheckOptions
-): Effect.Effect<void, HealthError, R | Health> => Effect.flatMap(Health, (h) => h.addCheck(name, check, options))
+): Effect.Effect<void, HealthError | ShutdownConfigError, R | Health> => Effect.flatMap(Health, (h) => h.addCheck(name, check, options))
 
 /**
  * The readiness probe.

@@ -192,20 +192,21 @@ describe("checks", () => {
       })
     }))
 
-  it.effect("duplicate names on one probe and bad check options are HealthErrors", () =>
+  it.effect("a duplicate name on one probe is a HealthError; bad check options are one-line option errors", () =>
     Effect.gen(function*() {
       const { health } = yield* setup()
       yield* health.addCheck("db", Effect.void)
       yield* health.addCheck("db", Effect.void, { probe: "startup" })
       const duplicate = yield* Effect.flip(health.addCheck("db", Effect.void))
-      assert.strictEqual(duplicate.reason, "DuplicateCheck")
+      assert.strictEqual(duplicate._tag === "HealthError" && duplicate.reason, "DuplicateCheck")
       const badTimeout = yield* Effect.flip(health.addCheck("x", Effect.void, { timeout: "soon" as never }))
-      assert.strictEqual(badTimeout.reason, "InvalidOption")
+      assert.strictEqual(badTimeout._tag, "ShutdownConfigError")
+      assert.include(badTimeout.message, `timeout of check "x": expected a duration above zero`)
       assert.include(badTimeout.message, `"soon"`)
       const badProbe = yield* Effect.flip(health.addCheck("x", Effect.void, { probe: "ready" as never }))
       assert.include(badProbe.message, `"ready"`)
       const noName = yield* Effect.flip(health.addCheck("", Effect.void))
-      assert.strictEqual(noName.reason, "InvalidOption")
+      assert.strictEqual(noName._tag, "ShutdownConfigError")
     }))
 })
 
@@ -265,11 +266,11 @@ describe("answers", () => {
 })
 
 describe("options", () => {
-  it.effect("bad layer options fail with a HealthError naming the value", () =>
+  it.effect("bad layer options fail with one line naming the option and the value", () =>
     Effect.gen(function*() {
       const detail = yield* Effect.flip(setup({ detail: "verbose" as never }))
-      assert.strictEqual(detail._tag, "HealthError")
-      assert.include(detail.message, `detail must be "none" or "checks", got "verbose"`)
+      assert.strictEqual(detail._tag, "ShutdownConfigError")
+      assert.include(detail.message, `detail: expected one of none, checks, got "verbose"`)
       const timeout = yield* Effect.flip(setup({ checkTimeout: "0 seconds" }))
       assert.include(timeout.message, `checkTimeout`)
       assert.include(timeout.message, `"0 seconds"`)
@@ -277,13 +278,13 @@ describe("options", () => {
       assert.include(started.message, `"yes"`)
     }))
 
-  it.effect("bad paths fail with a HealthError; defaults live in one object", () =>
+  it.effect("bad paths fail with one line naming the path; defaults live in one object", () =>
     Effect.gen(function*() {
       assert.deepStrictEqual(yield* Health.resolvePaths(), Health.defaults.paths)
       const noSlash = yield* Effect.flip(Health.resolvePaths({ readiness: "readyz" as never }))
       assert.include(noSlash.message, `paths.readiness`)
       const same = yield* Effect.flip(Health.resolvePaths({ readiness: "/livez" }))
-      assert.include(same.message, "differ")
+      assert.include(same.message, "three different paths")
       assert.deepStrictEqual(Health.defaults, {
         detail: "none",
         checkTimeout: "1 second",

@@ -14,8 +14,10 @@ import * as http from "node:http"
 import type * as net from "node:net"
 import { Context, Data, Effect, Exit, Fiber, Layer } from "effect"
 import * as Health from "../Health.ts"
-import { type Input as DurationInput, toMillis } from "../internal/duration.ts"
+import type { Input as DurationInput } from "../internal/duration.ts"
+import * as OptionCheck from "../internal/options.ts"
 import * as Shutdown from "../Shutdown.ts"
+import type { ShutdownConfigError } from "../ShutdownConfig.ts"
 
 /**
  * Defaults of {@link ServerOptions}, in one place.
@@ -73,17 +75,23 @@ export class ProbeServer extends Context.Service<ProbeServer, {
 }>()("winddown/node/ProbeServer") {}
 
 /**
- * The probe server could not start: a bad option, or `listen` failed (the
- * port is taken, the host does not exist...).
+ * The probe server could not start: `listen` failed (the port is taken, the
+ * host does not exist...). One line, naming the address. (A bad option is a
+ * `ShutdownConfigError`, as in every module.)
  *
  * @since 0.1.0
  * @category errors
  */
 export class ProbeServerError extends Data.TaggedError("ProbeServerError")<{
-  readonly reason: "InvalidOption" | "Listen"
+  readonly reason: "Listen"
   readonly message: string
   readonly cause?: unknown
-}> {}
+}> {
+  constructor(args: { readonly reason: "Listen"; readonly message: string; readonly cause?: unknown }) {
+    super(args)
+    this.stack = `${this._tag}: ${this.message}`
+  }
+}
 
 /** What runs a probe: `Effect.runFork`, or one bound to a captured context. */
 type RunFork = <A>(effect: Effect.Effect<A>) => Fiber.Fiber<A>
@@ -149,7 +157,7 @@ const makeHandler = (
  * fastify.addHook("onRequest", (req, reply, done) => probes(req.raw, reply.raw) ? reply.hijack() : done())
  * ```
  *
- * Throws a `HealthError` at once for bad `paths`.
+ * Throws a `ShutdownConfigError` at once for bad `paths`.
  *
  * @since 0.1.0
  * @category constructors
@@ -160,7 +168,6 @@ export const handler = (
 ): (req: http.IncomingMessage, res: http.ServerResponse) => boolean =>
   makeHandler(health, options, (effect) => Effect.runFork(effect))
 
-const invalid = (message: string) => new ProbeServerError({ reason: "InvalidOption", message })
 
 const listen = (server: http.Server, port: number, host: string) =>
   Effect.callback<void, ProbeServerError>((resume) => {
@@ -197,28 +204,18 @@ const close = (server: http.Server, sockets: Set<net.Socket>) =>
  */
 export const layerServer = (
   options: ServerOptions
-): Layer.Layer<ProbeServer, ProbeServerError | Health.HealthError, Health.Health | Shutdown.Shutdown> =>
+): Layer.Layer<ProbeServer, ProbeServerError | ShutdownConfigError, Health.Health | Shutdown.Shutdown> =>
   Layer.effect(
     ProbeServer,
     Effect.gen(function*() {
-      const port = options.port
-      if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) {
-        return yield* Effect.fail(invalid(`port must be an integer from 0 to 65535, got ${JSON.stringify(port)}`))
-      }
-      const host = options.host ?? defaults.host
-      if (typeof host !== "string" || host.length === 0) {
-        return yield* Effect.fail(invalid(`host must be a non-empty string, got ${JSON.stringify(host)}`))
-      }
-      const closeTimeout = options.closeTimeout ?? defaults.closeTimeout
-      const closeTimeoutMs = toMillis(closeTimeout)
-      if (!(closeTimeoutMs !== undefined && closeTimeoutMs > 0 && Number.isFinite(closeTimeoutMs))) {
-        return yield* Effect.fail(
-          invalid(`closeTimeout must be a finite duration above zero, got ${JSON.stringify(closeTimeout)}`)
-        )
-      }
-      if (options.detail !== undefined && options.detail !== "none" && options.detail !== "checks") {
-        return yield* Effect.fail(invalid(`detail must be "none" or "checks", got ${JSON.stringify(options.detail)}`))
-      }
+      const { port, host, closeTimeoutMs } = yield* OptionCheck.check(options, (c) => {
+        c.oneOf("detail", options.detail, ["none", "checks"])
+        return {
+          port: c.integer("port", options.port, 0, 65535) ?? c.refuse("port", undefined, "a port from 0 to 65535"),
+          host: c.name("host", options.host ?? defaults.host),
+          closeTimeoutMs: c.duration("closeTimeout", options.closeTimeout ?? defaults.closeTimeout)!
+        }
+      })
       yield* Health.resolvePaths(options.paths)
       const health = yield* Health.Health
       const shutdown = yield* Shutdown.Shutdown
