@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Data, Deferred, type Duration, Effect, Exit, Fiber, type Scope } from "effect"
+import { Cause, Clock, Context, Data, Deferred, type Duration, Effect, Exit, Fiber, Metric, type Scope } from "effect"
 import { dual } from "effect/Function"
 import * as Deadline from "./internal/deadline.ts"
 import { formatMillis, toMillis } from "./internal/duration.ts"
@@ -31,8 +31,10 @@ import { holdScope } from "./internal/hold.ts"
 import * as Log from "./internal/log.ts"
 import * as OptionCheck from "./internal/options.ts"
 import { describeCause } from "./internal/runStep.ts"
+import * as Trace from "./internal/trace.ts"
 import * as Shutdown from "./Shutdown.ts"
 import type { ShutdownConfigError } from "./ShutdownConfig.ts"
+import * as ShutdownMetrics from "./ShutdownMetrics.ts"
 
 /**
  * Defaults of {@link Options} and {@link WaitOptions}, in one place.
@@ -78,6 +80,8 @@ export interface Options {
    * drain in its own section). Default `drain <name>`.
    */
   readonly section?: string | false | undefined
+  /** More attributes for the drain step's span, read when the drain ends (a helper's own counts). */
+  readonly spanAttributes?: (() => Readonly<Record<string, unknown>>) | undefined
 }
 
 /**
@@ -287,6 +291,7 @@ interface Settings {
   readonly timeoutMs: number | undefined
   readonly softTimeoutMs: number | undefined
   readonly softRatio: number
+  readonly spanAttributes: (() => Readonly<Record<string, unknown>>) | undefined
 }
 
 /**
@@ -329,7 +334,8 @@ const readSettings = (options: Options, inherited: Settings | undefined): Effect
     return {
       timeoutMs,
       softTimeoutMs: softTimeoutMs ?? (options.softRatio === undefined ? inherited?.softTimeoutMs : undefined),
-      softRatio
+      softRatio,
+      spanAttributes: options.spanAttributes
     }
   })
 
@@ -404,8 +410,10 @@ const makeImpl = (
     ...(closedAt === undefined || closeEnd === undefined ? {} : { durationMs: closeEnd - closedAt })
   })
 
-  const refuse = (): Refused => {
+  const refused = Metric.withAttributes(ShutdownMetrics.refused, { "winddown.drain": name })
+  const refuse = (context: Context.Context<never>): Refused => {
     counts.refused++
+    refused.updateUnsafe(1, context)
     const why = state === "open" ? "forced" : state
     return new Refused({ drain: name, message: `drain ${JSON.stringify(name)} is ${why}: no new work accepted` })
   }
@@ -434,7 +442,7 @@ const makeImpl = (
 
   const run = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<Fiber.Fiber<A, E>, Refused, R> =>
     Effect.withFiber((parent) => {
-      if (state !== "open" || shutdown.isForcedUnsafe()) return Effect.fail(refuse())
+      if (state !== "open" || shutdown.isForcedUnsafe()) return Effect.fail(refuse(parent.context))
       counts.accepted++
       // Forked synchronously, so that accepting and tracking are one step: no
       // close can slip between them. The unit's context is the caller's plus
@@ -479,6 +487,7 @@ const makeImpl = (
           return restore(Effect.asVoid(Deferred.await(closed))).pipe(Effect.onInterrupt(() => interruptAll))
         }
         state = "closing"
+        const inFlightAtStart = fibers.size
         const start = clock.currentTimeMillisUnsafe()
         closedAt = start
         limitMs = Math.max(0, deadline - start)
@@ -515,6 +524,17 @@ const makeImpl = (
             )
           }
           Deferred.doneUnsafe(closed, Exit.succeed(stats))
+          yield* Trace.annotate(() => ({
+            "winddown.drain": name,
+            "winddown.drain.outcome": outcome!,
+            "winddown.drain.in_flight_at_start": inFlightAtStart,
+            "winddown.drain.finished": stats.completed + stats.wrappedUp + stats.failed,
+            "winddown.drain.wrapped_up": stats.wrappedUp,
+            "winddown.drain.interrupted": stats.interrupted,
+            "winddown.drain.refused": stats.refused,
+            "winddown.drain.failed_during_shutdown": lateFailures.length,
+            ...settings.spanAttributes?.()
+          }))
           if (lateFailures.length > 0) {
             return yield* new UnitsFailed({
               drain: name,

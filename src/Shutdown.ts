@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Runtime, Scope } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Runtime, Scope, Tracer } from "effect"
 import { dual } from "effect/Function"
 import * as Budget from "./Budget.ts"
 import * as Deadline from "./internal/deadline.ts"
@@ -300,7 +300,9 @@ const makeService = (engine: Engine.Engine): Service => {
             new TypeError(`addStep "${name}": timeout must be a duration above zero, got ${JSON.stringify(options.timeout)}`)
           )
         }
-        const context = fiber.context as Context.Context<any>
+        // The step runs in the registering caller's context, minus its span:
+        // what the step does belongs to the shutdown's trace, under the step's span.
+        const context = Context.omit(Tracer.ParentSpan)(fiber.context) as Context.Context<any>
         return ScopeSteps.add(engine.scopes[phase], name, timeoutMs, () => Effect.provideContext(step, context))
       }),
     isShuttingDownUnsafe: () => engine.startedAt !== undefined,
@@ -349,6 +351,24 @@ const makeService = (engine: Engine.Engine): Service => {
 }
 
 /**
+ * effect's OTLP exporters (`effect/observability`) share a `Flusher`: when one
+ * is in the context the Shutdown is built in (the exporter layer provided
+ * outside the Shutdown layer, so the shutdown's own spans reach it), its
+ * buffers are exported in the `flush` phase, bounded by the phase. The key is
+ * effect's own (test/telemetry.test.ts pins it), so the core does not load
+ * the HTTP exporter code for programs that do not use it.
+ */
+class OtlpFlusher extends Context.Service<OtlpFlusher, { readonly flush: Effect.Effect<void> }>()(
+  "effect/observability/OtlpExporter/Flusher"
+) {}
+
+const flushTelemetry = (service: Service): Effect.Effect<void> =>
+  Effect.flatMap(Effect.serviceOption(OtlpFlusher), (flusher) =>
+    flusher._tag === "None"
+      ? Effect.void
+      : service.addStep("telemetry: flush", flusher.value.flush, { phase: "flush" }))
+
+/**
  * Build a Shutdown in the current Scope. Closing that Scope starts the
  * shutdown (reason `completed`, `failed` or `interrupted` from its Exit, unless
  * it had started already) and waits for the report.
@@ -366,6 +386,7 @@ export const make = (
     const engine = Engine.make(budget, settings, clock)
     const service = makeService(engine)
     const sequence = yield* Effect.forkDetach(Sequence.run(engine))
+    yield* flushTelemetry(service)
     yield* Effect.addFinalizer((exit) =>
       Effect.gen(function*() {
         Deferred.doneUnsafe(engine.programDone, Exit.succeed(exit))

@@ -63,6 +63,7 @@ export const variables = {
   signals: "WINDDOWN_SIGNALS",
   reportJson: "WINDDOWN_REPORT_JSON",
   reportSummary: "WINDDOWN_REPORT_SUMMARY",
+  reportTo: "WINDDOWN_REPORT_TO",
   handleUncaught: "WINDDOWN_HANDLE_UNCAUGHT"
 } as const
 
@@ -88,6 +89,7 @@ export interface FromEnv {
   readonly signals?: ReadonlyArray<string>
   readonly reportJson?: boolean
   readonly reportSummary?: boolean
+  readonly reportTo?: "stdout" | "stderr" | "logger"
   readonly handleUncaught?: boolean
 }
 
@@ -187,6 +189,14 @@ export const fromEnv: Effect.Effect<FromEnv, ShutdownConfigError> = Effect.gen(f
     const v = signalExit.trim()
     if (v !== "success" && v !== "conventional") return yield* bad(variables.signalExit, signalExit, "success or conventional")
     out.signalExit = v
+  }
+  const reportTo = yield* read(variables.reportTo)
+  if (reportTo !== undefined) {
+    const v = reportTo.trim()
+    if (v !== "stdout" && v !== "stderr" && v !== "logger") {
+      return yield* bad(variables.reportTo, reportTo, "stdout, stderr or logger")
+    }
+    out.reportTo = v
   }
   const signals = yield* read(variables.signals)
   if (signals !== undefined) {

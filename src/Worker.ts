@@ -183,7 +183,16 @@ export const make = <A, R = never>(
     const giveBackTo = requeue
     const takeItem: Effect.Effect<A, unknown, R> = isQueue ? Queue.take(source) : source
     const shutdown = yield* Shutdown.Shutdown
-    const drain = yield* Drain.make(name, drainOptions(options))
+    const drain = yield* Drain.make(name, {
+      ...drainOptions(options),
+      // The drain step's span gets the worker's own counts: what it handed back.
+      spanAttributes: () => ({
+        "winddown.worker.taken": counts.taken,
+        "winddown.worker.completed": counts.completed,
+        "winddown.worker.requeued": counts.requeued,
+        "winddown.worker.requeue_failed": counts.requeueFailed
+      })
+    })
 
     const counts = { taken: 0, completed: 0, failed: 0, requeued: 0, requeueFailed: 0, wrappedUp: 0, interrupted: 0 }
     let stoppedBy: Stats["stoppedBy"]

@@ -22,3 +22,5 @@ export * as Worker from "./Worker.ts"
 export * as Health from "./Health.ts"
 /** @since 0.1.0 */
 export * as ShutdownTimeline from "./ShutdownTimeline.ts"
+/** @since 0.1.0 */
+export * as ShutdownMetrics from "./ShutdownMetrics.ts"

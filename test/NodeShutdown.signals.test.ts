@@ -170,4 +170,19 @@ describe("signals in a child process", { concurrent: true }, () => {
     assertOrder(exit.output, ["ready", "shutting down: signal SIGHUP", "db closed", "shutdown complete"])
     assertOrder(exit.output, ["ready", "program unwound", "db closed"])
   })
+
+  it("reportTo logger: the report is a record of the program's JSON logger, with the fields of the steps", async () => {
+    const exit = await signalWhenReady("report_logger", "SIGTERM")
+    assert.strictEqual(exit.code, 0, exit.output)
+    const records = exit.output.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+    const reportRecord = records.find((r) => r.annotations?.event === "winddown.report")
+    assert.isDefined(reportRecord, exit.output)
+    const report = reportFromOutput(String(reportRecord.message))
+    assert.strictEqual(report.reason._tag, "signal")
+    // winddown's own lines carry their fields for a JSON logger.
+    const step = records.find((r) => String(r.message).includes(`"finalizer #1" done`))
+    assert.strictEqual(step?.annotations?.["winddown.phase"], "cleanup")
+    assert.strictEqual(step?.annotations?.["winddown.step.outcome"], "ok")
+    assert.strictEqual(step?.annotations?.["winddown.step.name"], "finalizer #1")
+  })
 })

@@ -42,6 +42,7 @@ const expected: Record<string, string> = {
   handleUncaught: String(NodeShutdown.defaults.handleUncaught),
   reportJson: String(NodeShutdown.defaults.reportJson),
   reportSummary: String(NodeShutdown.defaults.reportSummary),
+  reportTo: NodeShutdown.defaults.reportTo,
   watchdog: String(NodeShutdown.defaults.watchdog),
   exitGrace: NodeShutdown.defaults.exitGrace,
   interruptProgram: "true"

@@ -131,18 +131,19 @@ export const stepEnded = (engine: Engine, step: RunningStep, report: ShutdownRep
   engine.current?.steps.push(report)
 }
 
-export const leavePhase = (engine: Engine, outcome: ShutdownReport.PhaseReport["outcome"]): void => {
-  const current = engine.current
-  if (current === undefined) return
-  engine.phases.push({
+export const leavePhase = (engine: Engine, outcome: ShutdownReport.PhaseReport["outcome"]): ShutdownReport.PhaseReport => {
+  const current = engine.current!
+  const report: ShutdownReport.PhaseReport = {
     phase: current.phase,
     startMs: current.window.start - engine.startedAt!,
     durationMs: now(engine) - current.window.start,
     allowanceMs: current.window.allowanceMs,
     outcome,
     steps: current.steps.slice().sort((a, b) => a.index - b.index)
-  })
+  }
+  engine.phases.push(report)
   engine.current = undefined
+  return report
 }
 
 /** Record one drain sample: what each subsystem has in flight now. */

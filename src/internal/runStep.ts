@@ -153,9 +153,9 @@ const logStep = (report: ShutdownReport.StepReport, count: number): Effect.Effec
       Math.round(report.durationMs)
     } ms${report.detail === undefined ? "" : `: ${report.detail}`}`, () => ({
     "winddown.phase": report.phase,
-    "winddown.step": report.name,
-    "winddown.outcome": report.outcome,
-    "winddown.duration_ms": Math.round(report.durationMs),
-    ...(report.allowanceMs === undefined ? {} : { "winddown.allowance_ms": Math.round(report.allowanceMs) }),
-    ...(report.detail === undefined ? {} : { "winddown.detail": report.detail })
+    "winddown.step.name": report.name,
+    "winddown.step.outcome": report.outcome,
+    "winddown.step.duration_ms": Math.round(report.durationMs),
+    ...(report.allowanceMs === undefined ? {} : { "winddown.step.allowance_ms": Math.round(report.allowanceMs) }),
+    ...(report.detail === undefined ? {} : { "winddown.step.detail": report.detail })
   }))

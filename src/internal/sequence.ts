@@ -3,9 +3,10 @@
  * then the report. It runs once, in its own fiber, from the moment the
  * shutdown starts; nothing the program's own fiber does can block it.
  */
-import { Deferred, Effect, Exit } from "effect"
+import { Deferred, Effect, Exit, Metric } from "effect"
 import * as Budget from "../Budget.ts"
 import * as Phase from "../Phase.ts"
+import * as ShutdownMetrics from "../ShutdownMetrics.ts"
 import * as ShutdownReport from "../ShutdownReport.ts"
 import * as Deadline from "./deadline.ts"
 import { formatMillis } from "./duration.ts"
@@ -13,6 +14,7 @@ import * as Engine from "./engine.ts"
 import * as Log from "./log.ts"
 import { runStep } from "./runStep.ts"
 import * as ScopeSteps from "./scopeSteps.ts"
+import * as Trace from "./trace.ts"
 
 /** The Exit handed to plain finalizers, as if their scope had closed normally. */
 const finalizerExit = (reason: ShutdownReport.Reason): Exit.Exit<unknown, unknown> =>
@@ -36,6 +38,26 @@ const withProgress = <A>(engine: Engine.Engine, window: Deadline.PhaseWindow, ef
   if (!(interval > 0) || interval === Infinity) return effect
   const line = Effect.suspend(() => {
     Engine.sample(engine)
+    return Effect.andThen(recordInFlight(engine), logProgress(engine, window))
+  })
+  const ticker = Effect.forever(Effect.andThen(Effect.sleep(interval), line))
+  return Effect.raceFirst(effect, Effect.andThen(ticker, Effect.never))
+}
+
+/** The in-flight gauge of each subsystem, from the last sample. */
+const recordInFlight = (engine: Engine.Engine): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const last = engine.samples[engine.samples.length - 1]
+    if (last === undefined) return Effect.void
+    return Effect.forEach(
+      Object.entries(last.inFlight),
+      ([name, n]) => Metric.update(Metric.withAttributes(ShutdownMetrics.inFlight, { "winddown.drain": name }), n),
+      { discard: true }
+    )
+  })
+
+const logProgress = (engine: Engine.Engine, window: Deadline.PhaseWindow): Effect.Effect<void> =>
+  Effect.suspend(() => {
     const parts: Array<string> = []
     for (const [name, describe] of engine.progress) {
       const text = describe()
@@ -51,9 +73,6 @@ const withProgress = <A>(engine: Engine.Engine, window: Deadline.PhaseWindow, ef
       { "winddown.phase": "drain", "winddown.remaining_ms": Math.round(deadlineLeft) }
     )
   })
-  const ticker = Effect.forever(Effect.andThen(Effect.sleep(interval), line))
-  return Effect.raceFirst(effect, Effect.andThen(ticker, Effect.never))
-}
 
 /** The pre-stop delay only makes sense while others may still route traffic here. */
 const delayApplies = (reason: ShutdownReport.Reason): boolean => reason._tag === "signal" || reason._tag === "manual"
@@ -69,7 +88,17 @@ const runPhase = (engine: Engine.Engine, phase: Phase.Phase, exit: Exit.Exit<unk
         { "winddown.phase": phase, "winddown.allowance_ms": window.allowanceMs, "winddown.steps": steps.length }
       )
     }
-    const run = (step: ScopeSteps.Step, i: number) => runStep(engine, window, phase, step, i + 1, steps.length, exit)
+    const run = (step: ScopeSteps.Step, i: number) =>
+      Trace.span(step.name, runStep(engine, window, phase, step, i + 1, steps.length, exit), {
+        attributes: { "winddown.phase": phase, "winddown.step.name": step.name, "winddown.step.index": i + 1 },
+        end: (r) => ({
+          "winddown.step.outcome": r.outcome,
+          "winddown.step.duration_ms": Math.round(r.durationMs),
+          ...(r.allowanceMs === undefined ? {} : { "winddown.step.allowance_ms": Math.round(r.allowanceMs) }),
+          ...(r.detail === undefined ? {} : { "winddown.step.detail": r.detail })
+        }),
+        failed: (r) => r.outcome !== "ok"
+      })
     const runAll = Phase.isConcurrent(phase)
       ? Effect.forEach(steps, run, { concurrency: "unbounded" })
       : Effect.forEach(steps, run)
@@ -84,13 +113,60 @@ const runPhase = (engine: Engine.Engine, phase: Phase.Phase, exit: Exit.Exit<unk
     }
     const forced = engine.forcedAt !== undefined && engine.forcedAt <= Engine.now(engine) &&
       Phase.isSkippedWhenForced(phase)
-    Engine.leavePhase(engine, forced ? "forced" : reports.some((s) => s.outcome === "timedOut") ? "timedOut" : "ok")
+    const report = Engine.leavePhase(engine, forced ? "forced" : reports.some((s) => s.outcome === "timedOut") ? "timedOut" : "ok")
+    yield* recordPhase(report)
+    return report
   })
 
-/** Run every phase and publish the report. */
+/** The phase's duration and its steps by outcome (one update per outcome, not per step). */
+const recordPhase = (report: ShutdownReport.PhaseReport): Effect.Effect<void> => {
+  const byOutcome = new Map<string, number>()
+  for (const step of report.steps) byOutcome.set(step.outcome, (byOutcome.get(step.outcome) ?? 0) + 1)
+  return Effect.andThen(
+    Metric.update(Metric.withAttributes(ShutdownMetrics.phaseDuration, { "winddown.phase": report.phase }), report.durationMs / 1000),
+    Effect.forEach(byOutcome, ([outcome, n]) =>
+      Metric.update(
+        Metric.withAttributes(ShutdownMetrics.steps, { "winddown.phase": report.phase, "winddown.step.outcome": outcome }),
+        n
+      ), { discard: true })
+  )
+}
+
+const tracedPhase = (engine: Engine.Engine, phase: Phase.Phase, exit: Exit.Exit<unknown, unknown>) =>
+  Trace.span(`winddown.${phase}`, runPhase(engine, phase, exit), {
+    attributes: { "winddown.phase": phase },
+    end: (p) => ({
+      "winddown.phase.outcome": p.outcome,
+      "winddown.phase.allowance_ms": Math.round(p.allowanceMs),
+      "winddown.phase.duration_ms": Math.round(p.durationMs),
+      "winddown.phase.steps": p.steps.length
+    }),
+    failed: (p) => p.outcome !== "ok"
+  })
+
+/** Wait for the start, run every phase and publish the report, in one span. */
 export const run = (engine: Engine.Engine): Effect.Effect<ShutdownReport.ShutdownReport> =>
+  Effect.flatMap(Deferred.await(engine.started), (reason) =>
+    Trace.span("winddown.shutdown", runPhases(engine, reason), {
+      root: true,
+      attributes: {
+        "winddown.reason": reason._tag,
+        ...(reason._tag === "signal" ? { "winddown.signal": reason.signal } : {}),
+        "winddown.timeout_ms": engine.budget.timeoutMs,
+        ...Object.fromEntries(Phase.all.map((p) => [`winddown.budget.${p}_ms`, engine.budget.phasesMs[p]]))
+      },
+      end: (report) => ({
+        "winddown.exit_code": report.exitCode,
+        "winddown.forced": report.forced !== undefined,
+        "winddown.duration_ms": Math.round(report.durationMs),
+        "winddown.steps_not_ok": ShutdownReport.steps(report).filter((s) => s.outcome !== "ok").length,
+        ...(report.budgetSpent === undefined ? {} : { "winddown.budget_spent_during": report.budgetSpent.during })
+      }),
+      failed: (report) => !ShutdownReport.isClean(report)
+    }))
+
+const runPhases = (engine: Engine.Engine, reason: ShutdownReport.Reason): Effect.Effect<ShutdownReport.ShutdownReport> =>
   Effect.gen(function*() {
-    const reason = yield* Deferred.await(engine.started)
     yield* Log.info(
       `[winddown] shutting down: ${ShutdownReport.describeReason(reason)} (${Budget.format(engine.budget)})`,
       {
@@ -110,7 +186,7 @@ export const run = (engine: Engine.Engine): Effect.Effect<ShutdownReport.Shutdow
         })
         break
       }
-      yield* runPhase(engine, phase, exit)
+      yield* tracedPhase(engine, phase, exit)
     }
     engine.status = "done"
     engine.exitCode = Engine.decideExitCode(engine)
@@ -127,6 +203,17 @@ export const run = (engine: Engine.Engine): Effect.Effect<ShutdownReport.Shutdow
         "winddown.not_ok": bad,
         "winddown.exit_code": report.exitCode
       }
+    )
+    yield* Metric.update(
+      Metric.withAttributes(ShutdownMetrics.shutdowns, {
+        "winddown.reason": reason._tag,
+        "winddown.exit_code": String(report.exitCode)
+      }),
+      1
+    )
+    yield* Metric.update(
+      Metric.withAttributes(ShutdownMetrics.shutdownDuration, { "winddown.reason": reason._tag }),
+      report.durationMs / 1000
     )
     yield* Deferred.succeed(engine.report, report)
     return report

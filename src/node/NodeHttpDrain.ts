@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Deferred, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Deferred, Effect, Exit, Layer, Metric, Scope } from "effect"
 import type { HttpServerError } from "effect/http"
 import * as http from "node:http"
 import type * as net from "node:net"
@@ -22,8 +22,10 @@ import * as Deadline from "../internal/deadline.ts"
 import { formatMillis, type Input as DurationInput } from "../internal/duration.ts"
 import { holdScope } from "../internal/hold.ts"
 import * as OptionCheck from "../internal/options.ts"
+import * as Trace from "../internal/trace.ts"
 import * as Shutdown from "../Shutdown.ts"
 import type { ShutdownConfigError } from "../ShutdownConfig.ts"
+import * as ShutdownMetrics from "../ShutdownMetrics.ts"
 import * as HttpDrain from "./internal/HttpDrain.ts"
 
 /**
@@ -151,11 +153,28 @@ export const adopt = (
         )
       )
     })
+    const attributes = { "winddown.http.server": name }
     const finish = onDrained.pipe(
       Effect.andThen(Effect.sync(() => {
         destroyed += engine.destroyAll()
         engine.dispose()
         Deferred.doneUnsafe(ended, Exit.void)
+      })),
+      Effect.andThen(Effect.suspend(() => {
+        const stats = engine.stats()
+        return Effect.all([
+          Trace.annotate(() => ({
+            ...attributes,
+            "winddown.http.connections": stats.connections,
+            "winddown.http.active_requests": stats.activeRequests,
+            "winddown.http.served_while_closing": stats.servedWhileClosing,
+            "winddown.http.idle_closed": stats.endedIdle,
+            "winddown.http.destroyed": destroyed,
+            "winddown.http.drained": drained ?? false
+          })),
+          Metric.update(Metric.withAttributes(ShutdownMetrics.servedWhileClosing, attributes), stats.servedWhileClosing),
+          Metric.update(Metric.withAttributes(ShutdownMetrics.connectionsDestroyed, attributes), destroyed)
+        ], { discard: true })
       }))
     )
     yield* shutdown.addStep(`${name}: drain requests`, Effect.ensuring(drainRequests, finish), {

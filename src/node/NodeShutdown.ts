@@ -70,6 +70,12 @@ export interface Options extends Omit<Shutdown.Options, "preStop"> {
   /** Print a summary of the report for people (a line per phase and section) at the end. */
   readonly reportSummary?: boolean | undefined
   /**
+   * Where the report goes: `stdout`, `stderr`, or `logger` (one Info line each
+   * through the program's Logger, so a JSON logger ships it; the watchdog,
+   * which must exit at once, still writes to stdout).
+   */
+  readonly reportTo?: "stdout" | "stderr" | "logger" | undefined
+  /**
    * End the process by the hard deadline once a shutdown started, whatever
    * holds it (and after `exitGrace` once the report is written).
    */
@@ -99,12 +105,17 @@ export const defaults = {
   handleUncaught: false,
   reportJson: false,
   reportSummary: false,
+  reportTo: "stdout",
   watchdog: true,
   exitGrace: "1 second"
 } as const
 
-const readSettings = (options: Options): Effect.Effect<Process.Settings, ShutdownConfig.ShutdownConfigError> =>
+const readSettings = (
+  options: Options,
+  logLine: (line: string) => void
+): Effect.Effect<Process.Settings, ShutdownConfig.ShutdownConfigError> =>
   OptionCheck.check(options, (c) => {
+    const reportTo = c.oneOf("reportTo", options.reportTo ?? defaults.reportTo, ["stdout", "stderr", "logger"])!
     const signals = options.signals ?? defaults.signals
     if (!Array.isArray(signals) || signals.length === 0) c.refuse("signals", signals, "at least one signal")
     for (const signal of signals) c.oneOf("signals", signal, allSignals)
@@ -119,7 +130,9 @@ const readSettings = (options: Options): Effect.Effect<Process.Settings, Shutdow
       reportJson: c.boolean("reportJson", options.reportJson) ?? defaults.reportJson,
       reportSummary: c.boolean("reportSummary", options.reportSummary) ?? defaults.reportSummary,
       watchdog: c.boolean("watchdog", options.watchdog) ?? defaults.watchdog,
-      exitGraceMs: c.duration("exitGrace", options.exitGrace ?? defaults.exitGrace, { zero: true })!
+      exitGraceMs: c.duration("exitGrace", options.exitGrace ?? defaults.exitGrace, { zero: true })!,
+      reportTo: reportTo === "logger" ? logLine : (line: string) => Process.writeLine(reportTo, line),
+      reportStream: reportTo === "stderr" ? "stderr" : "stdout"
     }
   })
 
@@ -148,7 +161,10 @@ export const layer = (
 ): Layer.Layer<Shutdown.Shutdown | Scope.Scope, Budget.BudgetError | ShutdownConfig.ShutdownConfigError> =>
   Layer.effectContext(
     Effect.gen(function*() {
-      const settings = yield* readSettings(options)
+      // The program's logger, as the layer sees it, for reportTo: "logger".
+      const context = yield* Effect.context<never>()
+      const settings = yield* readSettings(options, (line) =>
+        Effect.runForkWith(context)(Effect.logInfo(line).pipe(Effect.annotateLogs({ event: "winddown.report" }))))
       let installed: Process.Installed | undefined
       // Registered before the Shutdown so that it runs after the Shutdown's own
       // finalizer: signals keep escalating until the sequence has finished, and

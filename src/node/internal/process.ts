@@ -26,6 +26,13 @@ export interface Settings {
   readonly reportSummary: boolean
   readonly watchdog: boolean
   readonly exitGraceMs: number
+  /**
+   * Where the report lines go: a stream, or a function (the Node layer logs
+   * them through the program's logger). The watchdog, which exits at once,
+   * always writes to the stream given by `reportStream`.
+   */
+  readonly reportTo: (line: string) => void
+  readonly reportStream: "stdout" | "stderr"
 }
 
 /** The environment, for options that depend on it (`preStop: auto`, empty variables). */
@@ -148,10 +155,14 @@ export interface Installed {
 
 const describeError = (u: unknown) => (u instanceof Error ? u.stack ?? u.message : String(u))
 
-const writeReport = (settings: Settings, report: ShutdownReport.ShutdownReport) => {
-  if (settings.reportSummary) write(process.stdout, `${ShutdownReport.formatSummary(report)}\n`)
-  if (settings.reportJson) write(process.stdout, `${ShutdownReport.toJsonLine(report)}\n`)
+const writeReport = (settings: Settings, report: ShutdownReport.ShutdownReport, to = settings.reportTo) => {
+  if (settings.reportSummary) to(ShutdownReport.formatSummary(report))
+  if (settings.reportJson) to(ShutdownReport.toJsonLine(report))
 }
+
+/** Write a line to stdout or stderr, never throwing. */
+export const writeLine = (stream: "stdout" | "stderr", line: string): void =>
+  write(stream === "stdout" ? process.stdout : process.stderr, `${line}\n`)
 
 /**
  * Listen for the signals (prepended, so winddown counts every signal before
@@ -177,7 +188,7 @@ export const install = (shutdown: Shutdown.Service, settings: Settings): Install
       const report = shutdown.snapshotUnsafe({ budgetSpent: true })
       const code = report.exitCode
       reportWritten = true
-      writeReport(settings, report)
+      writeReport(settings, report, (line) => writeLine(settings.reportStream, line))
       const running = ShutdownReport.steps(report).filter((s) => s.outcome === "running").map((s) => `"${s.name}"`)
       exitNow(
         code,

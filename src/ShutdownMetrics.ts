@@ -1,0 +1,156 @@
+/**
+ * The metrics of a shutdown, with effect's `Metric`: any metrics exporter the
+ * program provides (OTLP, Prometheus) receives them. Names and attributes
+ * follow OpenTelemetry's naming rules (lowercase, dotted, durations in
+ * seconds); no semantic convention exists for a process shutdown, so they live
+ * under `winddown.`. {@link definitions} lists every one; the README's table
+ * is checked against it.
+ *
+ * @since 0.1.0
+ */
+import { Metric } from "effect"
+
+/** Seconds, from 1 ms to 10 minutes: a shutdown and its phases. */
+const secondsBoundaries = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600]
+
+/**
+ * One metric's description, for documentation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Definition {
+  readonly name: string
+  readonly kind: "counter" | "gauge" | "histogram"
+  readonly unit: string
+  readonly attributes: ReadonlyArray<string>
+  readonly description: string
+}
+
+/**
+ * Every metric winddown records.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const definitions = [
+  {
+    name: "winddown.shutdowns",
+    kind: "counter",
+    unit: "{shutdown}",
+    attributes: ["winddown.reason", "winddown.exit_code"],
+    description: "Shutdowns that ran to their report, by why they started and the exit code"
+  },
+  {
+    name: "winddown.shutdown.duration",
+    kind: "histogram",
+    unit: "s",
+    attributes: ["winddown.reason"],
+    description: "From the start of the shutdown to its report"
+  },
+  {
+    name: "winddown.phase.duration",
+    kind: "histogram",
+    unit: "s",
+    attributes: ["winddown.phase"],
+    description: "How long each phase took"
+  },
+  {
+    name: "winddown.steps",
+    kind: "counter",
+    unit: "{step}",
+    attributes: ["winddown.phase", "winddown.step.outcome"],
+    description: "Steps run, by phase and outcome (ok, failed, timedOut, interrupted)"
+  },
+  {
+    name: "winddown.drain.in_flight",
+    kind: "gauge",
+    unit: "{unit}",
+    attributes: ["winddown.drain"],
+    description: "Work in flight per drain, worker or HTTP server, sampled at each progress tick during the drain"
+  },
+  {
+    name: "winddown.drain.refused",
+    kind: "counter",
+    unit: "{unit}",
+    attributes: ["winddown.drain"],
+    description: "Work refused because its drain had closed"
+  },
+  {
+    name: "winddown.http.served_while_closing",
+    kind: "counter",
+    unit: "{request}",
+    attributes: ["winddown.http.server"],
+    description: "HTTP responses finished after closing began (with Connection: close)"
+  },
+  {
+    name: "winddown.http.connections_destroyed",
+    kind: "counter",
+    unit: "{connection}",
+    attributes: ["winddown.http.server"],
+    description: "HTTP connections still open at the end of the drain, destroyed"
+  }
+] as const satisfies ReadonlyArray<Definition>
+
+const describe = (name: (typeof definitions)[number]["name"]) => {
+  const d = definitions.find((d) => d.name === name)!
+  return `${d.description} (${d.unit})`
+}
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const shutdowns = Metric.counter("winddown.shutdowns", { description: describe("winddown.shutdowns") })
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const shutdownDuration = Metric.histogram("winddown.shutdown.duration", {
+  description: describe("winddown.shutdown.duration"),
+  boundaries: secondsBoundaries
+})
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const phaseDuration = Metric.histogram("winddown.phase.duration", {
+  description: describe("winddown.phase.duration"),
+  boundaries: secondsBoundaries
+})
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const steps = Metric.counter("winddown.steps", { description: describe("winddown.steps") })
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const inFlight = Metric.gauge("winddown.drain.in_flight", { description: describe("winddown.drain.in_flight") })
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const refused = Metric.counter("winddown.drain.refused", { description: describe("winddown.drain.refused") })
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const servedWhileClosing = Metric.counter("winddown.http.served_while_closing", {
+  description: describe("winddown.http.served_while_closing")
+})
+
+/**
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionsDestroyed = Metric.counter("winddown.http.connections_destroyed", {
+  description: describe("winddown.http.connections_destroyed")
+})
