@@ -20,3 +20,5 @@ export * as Drain from "./Drain.ts"
 export * as Worker from "./Worker.ts"
 /** @since 0.1.0 */
 export * as Health from "./Health.ts"
+/** @since 0.1.0 */
+export * as Resource from "./Resource.ts"

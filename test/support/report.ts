@@ -21,3 +21,30 @@ export const withShutdown = <A, E>(
   options: Shutdown.Options,
   f: (t: TestShutdown.TestShutdown) => Effect.Effect<A, E, Shutdown.Shutdown | Scope.Scope>
 ) => Effect.flatMap(TestShutdown.make(options), (t) => Effect.provideService(f(t), Shutdown.Shutdown, t.shutdown))
+
+/**
+ * The report a child process printed with `reportJson: true`, parsed. The one
+ * place that knows the line's shape (`[winddown] report {...}` today,
+ * `{"event":"winddown.report",...}` once the core switches): both are read.
+ */
+export const reportFromOutput = (output: string): ShutdownReport.ShutdownReport => {
+  const prefix = "[winddown] report "
+  for (const line of output.split("\n")) {
+    if (line.startsWith(`${prefix}{`)) return JSON.parse(line.slice(prefix.length))
+    if (line.startsWith("{\"event\":\"winddown.report\"")) return JSON.parse(line)
+  }
+  assert.fail(`no report line in the output:\n${output}`)
+}
+
+/** True when the output holds a JSON report line, whatever its shape. */
+export const hasReportLine = (output: string): boolean =>
+  output.split("\n").some((l) => l.startsWith("[winddown] report {") || l.startsWith("{\"event\":\"winddown.report\""))
+
+/**
+ * Units of a drain that failed (not interrupted) in the report: the section's
+ * count today. TODO(issue 8): once drains mark their step `failed` when work
+ * dies in them, also require `stepNamed(report, drain).outcome === "failed"`
+ * here, so every test that uses this checks the step outcome.
+ */
+export const failedUnits = (report: ShutdownReport.ShutdownReport, drain: string): number =>
+  Number(section(report, `drain ${drain}`).failed ?? 0)
