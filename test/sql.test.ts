@@ -1,5 +1,5 @@
 // A real PostgreSQL pool (@effect/sql-pg) under a real SIGTERM, in a child
-// process (test/fixtures/sql_pool.ts): what is in flight completes, what runs
+// process (test/fixtures/sql_pool.ts; the plain pg.Pool recipe: pg_pool.ts): what is in flight completes, what runs
 // past the hard deadline rolls back, the pool closes after the drain and
 // leaves no connection behind; a dead server mid-drain and an unreachable one
 // at startup are reported, not hung on. The table and the application_name
@@ -79,7 +79,7 @@ const closedPort = () =>
     })
   })
 
-describe.runIf(services.ok)("PostgreSQL pool (@effect/sql-pg) under SIGTERM", () => {
+describe.runIf(services.ok)("PostgreSQL pools (@effect/sql-pg, pg.Pool) under SIGTERM", () => {
   it("in-flight work completes, a transaction past the hard deadline rolls back, the pool closes after the drain, no connection is left", async () => {
     const { table, appName } = await setup()
     const child = spawnFixture("sql_pool.ts", { TABLE: table, APP_NAME: appName, WINDDOWN_TIMEOUT: "6s" })
@@ -142,6 +142,25 @@ describe.runIf(services.ok)("PostgreSQL pool (@effect/sql-pg) under SIGTERM", ()
     assert.isAtLeast(failedUnits(report, "jobs"), 1, output)
     assert.isAtMost(report.durationMs, report.timeoutMs, output)
     assert.strictEqual(stepNamed(report, "db pool").phase, "cleanup")
+    await eventually("no connection of the child", async () => (await connections(appName)) === 0, 10_000)
+  })
+
+  it("the plain pg.Pool recipe: a query in flight completes, later ones are refused by the drain, pool.end() runs in cleanup, no connection is left", async () => {
+    const appName = uniqueName("winddown-pg")
+    const child = spawnFixture("pg_pool.ts", { APP_NAME: appName, QUERY_MS: "1500", WINDDOWN_TIMEOUT: "6s" })
+    await child.waitFor(/^ready \d+/, 30_000)
+    await child.waitFor("long query: running")
+    await eventually("the long query on the server", async () => (await connections(appName, "active")) >= 1)
+    child.signal("SIGTERM")
+    const { code, output } = await child.exited
+    assert.strictEqual(code, 0, output)
+    assert.include(output, "long query: done")
+    assert.include(output, "queries: refused after the drain began")
+    assert.notMatch(output, /query error|Cannot use a pool|Client was closed/i)
+    const report = reportFromOutput(output)
+    const pool = stepNamed(report, "pg pool")
+    assert.deepStrictEqual([pool.phase, pool.outcome], ["cleanup", "ok"], output)
+    assert.isBelow(output.indexOf("long query: done"), output.indexOf("\"pg pool\" done"), output)
     await eventually("no connection of the child", async () => (await connections(appName)) === 0, 10_000)
   })
 
