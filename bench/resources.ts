@@ -9,14 +9,21 @@
  *   10-connection pool, plain and through `drain.runJoin` with the pool
  *   released as a cleanup step.
  *
+ * - the processor path alone, without Redis: the CPU time `BullWorker` adds
+ *   to a job between BullMQ handing it over and getting its result, next to
+ *   an Effect processor run with `runPromise`.
+ *
  * Rounds alternate between the variants; medians (and min–max) of ROUNDS.
+ * Besides the rate (wall clock, which this shared machine's load moves a
+ * lot), each variant reports this process's CPU time per job or query
+ * (`process.cpuUsage`), which is what winddown adds and is far steadier.
  * Needs Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (database
  * test, user postgres, trust).
  *
  *   node --import tsx bench/resources.ts          (ROUNDS=7 JOBS=2000 QUERIES=6000)
  */
 import { PgClient } from "@effect/sql-pg"
-import { Queue, Worker as BullMQWorker } from "bullmq"
+import { type Job, Queue, Worker as BullMQWorker } from "bullmq"
 import { Effect, Exit, Layer, References, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { Drain, Shutdown } from "winddown"
@@ -49,18 +56,31 @@ const freshQueue = async () => {
   return { name, queue }
 }
 
-/** Resolves with jobs/s once `count` completions were seen. */
-const countCompletions = (worker: BullMQWorker, start: number) =>
-  new Promise<number>((resolve) => {
+interface Sample {
+  /** Units per second. */
+  readonly rate: number
+  /** This process's CPU time per unit, µs. */
+  readonly cpuUs: number
+}
+
+const startClock = () => ({ at: nowMs(), cpu: process.cpuUsage() })
+const sample = (start: ReturnType<typeof startClock>, units: number): Sample => {
+  const cpu = process.cpuUsage(start.cpu)
+  return { rate: units / ((nowMs() - start.at) / 1000), cpuUs: (cpu.user + cpu.system) / units }
+}
+
+/** Resolves once every job completed. */
+const countCompletions = (worker: BullMQWorker, start: ReturnType<typeof startClock>) =>
+  new Promise<Sample>((resolve) => {
     let done = 0
     worker.on("completed", () => {
-      if (++done === JOBS) resolve(JOBS / ((nowMs() - start) / 1000))
+      if (++done === JOBS) resolve(sample(start, JOBS))
     })
   })
 
 const bullPlain = async () => {
   const { name, queue } = await freshQueue()
-  const start = nowMs()
+  const start = startClock()
   const worker = new BullMQWorker(name, async (job) => work(job.data.n), { connection, concurrency: CONCURRENCY })
   const rate = await countCompletions(worker, start)
   await worker.close()
@@ -71,7 +91,7 @@ const bullPlain = async () => {
 
 const bullEffect = async () => {
   const { name, queue } = await freshQueue()
-  const start = nowMs()
+  const start = startClock()
   const worker = new BullMQWorker(
     name,
     (job) => Effect.runPromise(Effect.sync(() => work(job.data.n))),
@@ -88,7 +108,7 @@ const bullWinddown = async () => {
   const { name, queue } = await freshQueue()
   const rate = await quiet(Effect.gen(function*() {
     const shutdown = yield* Shutdown.make({ timeout: "30 seconds" })
-    const start = nowMs()
+    const start = startClock()
     const worker = yield* BullWorker.make("bench", {
       queue: name,
       connection,
@@ -109,7 +129,7 @@ const queries = (run: (q: Effect.Effect<unknown, unknown>) => Effect.Effect<unkn
     const sql = yield* SqlClient.SqlClient
     yield* sql`SELECT 1` // the first connection
     let left = QUERIES
-    const start = nowMs()
+    const start = startClock()
     yield* Effect.forEach(
       Array.from({ length: FIBERS }),
       () =>
@@ -119,7 +139,7 @@ const queries = (run: (q: Effect.Effect<unknown, unknown>) => Effect.Effect<unkn
         }),
       { concurrency: "unbounded", discard: true }
     )
-    return QUERIES / ((nowMs() - start) / 1000)
+    return sample(start, QUERIES)
   })
 
 const poolPlain = () => quiet(queries((q) => q).pipe(Effect.provide(PgClient.layer(pg)), Effect.orDie))
@@ -141,27 +161,83 @@ const poolWinddown = () =>
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
 
-const compare = async (title: string, unit: string, variants: ReadonlyArray<readonly [string, () => Promise<number>]>) => {
-  const samples = new Map(variants.map(([name]) => [name, [] as Array<number>]))
+const compare = async (
+  title: string,
+  unit: string,
+  variants: ReadonlyArray<readonly [string, () => Promise<Sample>]>
+) => {
+  const samples = new Map(variants.map(([name]) => [name, [] as Array<Sample>]))
   for (const [, run] of variants) await run() // warm-up
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate the order so that drift of the machine's load falls on both.
     const order = round % 2 === 0 ? variants : [...variants].reverse()
     for (const [name, run] of order) samples.get(name)!.push(await run())
   }
-  console.log(`\n${title} (median of ${ROUNDS} alternating rounds)`)
-  const base = median(samples.get(variants[variants.length - 2]![0])!)
+  const baseName = variants[variants.length - 2]![0]
+  const base = samples.get(baseName)!
+  const baseRate = median(base.map((s) => s.rate))
+  const baseCpu = median(base.map((s) => s.cpuUs))
+  console.log(`\n${title} (median of ${ROUNDS} alternating rounds; ratios against "${baseName}")`)
   for (const [name] of variants) {
     const xs = samples.get(name)!
-    const m = median(xs)
+    const rates = xs.map((s) => s.rate)
+    const rate = median(rates)
+    const cpu = median(xs.map((s) => s.cpuUs))
     console.log(
-      `  ${name.padEnd(34)} ${fmt(m).padStart(8)} ${unit}  (min ${fmt(Math.min(...xs))}, max ${fmt(Math.max(...xs))})  ${
-        (m / base).toFixed(3)
-      } of "${variants[variants.length - 2]![0]}"`
+      `  ${name.padEnd(34)} ${fmt(rate).padStart(8)} ${unit} (${(rate / baseRate).toFixed(3)}; min ${fmt(Math.min(...rates))}, max ${
+        fmt(Math.max(...rates))
+      })   ${cpu.toFixed(1).padStart(6)} µs CPU each (${(cpu / baseCpu).toFixed(3)})`
     )
   }
 }
 
+// ---------------------------------------------------------------- processor path
+
+const PATH_JOBS = 100_000
+const fakeJob = (n: number) => ({ id: String(n), data: { n }, progress: 0 }) as unknown as Job
+
+/** CPU µs per job of `processor`, 8 jobs at a time like a worker of concurrency 8. */
+const cpuPerJob = async (processor: (job: Job, token: string) => Promise<unknown>) => {
+  const start = process.cpuUsage()
+  for (let i = 0; i < PATH_JOBS; i += CONCURRENCY) {
+    await Promise.all(Array.from({ length: CONCURRENCY }, (_, k) => processor(fakeJob(i + k), "token")))
+  }
+  const cpu = process.cpuUsage(start)
+  return (cpu.user + cpu.system) / PATH_JOBS
+}
+
+const processorPath = async () => {
+  const plain = (job: Job) => Effect.runPromise(Effect.sync(() => work(job.data.n)))
+  const samples = { plain: [] as Array<number>, winddown: [] as Array<number> }
+  await quiet(Effect.gen(function*() {
+    const shutdown = yield* Shutdown.make({ timeout: "30 seconds" })
+    const worker = yield* BullWorker.make("path", {
+      queue: `winddown-bench-path-${process.pid}`,
+      connection,
+      concurrency: CONCURRENCY,
+      process: (job) => Effect.sync(() => work(job.data.n))
+    }).pipe(Effect.provideService(Shutdown.Shutdown, shutdown), Effect.orDie)
+    // The processor BullMQ calls (a field BullMQ keeps to itself): the same function, without Redis around it.
+    const processor = (worker.worker as unknown as { processFn: (job: Job, token: string) => Promise<unknown> }).processFn
+    yield* Effect.promise(async () => {
+      await cpuPerJob(plain)
+      await cpuPerJob(processor)
+      for (let round = 0; round < ROUNDS; round++) {
+        samples.plain.push(await cpuPerJob(plain))
+        samples.winddown.push(await cpuPerJob(processor))
+      }
+    })
+  }))
+  const plainUs = median(samples.plain)
+  const winddownUs = median(samples.winddown)
+  console.log(`\nBullMQ processor path without Redis: ${PATH_JOBS.toLocaleString("en-US")} jobs (median of ${ROUNDS})`)
+  console.log(`  Effect processor via runPromise     ${plainUs.toFixed(2)} µs CPU per job`)
+  console.log(
+    `  winddown BullWorker processor       ${winddownUs.toFixed(2)} µs CPU per job: +${(winddownUs - plainUs).toFixed(2)} µs per job`
+  )
+}
+
+await processorPath()
 await compare(`BullMQ: ${JOBS} jobs, concurrency ${CONCURRENCY}`, "jobs/s", [
   ["bullmq Worker, async processor", bullPlain],
   ["bullmq Worker, Effect processor", bullEffect],
