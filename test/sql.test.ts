@@ -1,9 +1,10 @@
 // A real PostgreSQL pool (@effect/sql-pg) under a real SIGTERM, in a child
-// process (test/fixtures/sql_pool.ts; the plain pg.Pool recipe: pg_pool.ts): what is in flight completes, what runs
-// past the hard deadline rolls back, the pool closes after the drain and
-// leaves no connection behind; a dead server mid-drain and an unreachable one
-// at startup are reported, not hung on. The table and the application_name
-// are unique per test; the table is dropped afterwards.
+// process (test/fixtures/sql_pool.ts; the plain pg.Pool recipe: pg_pool.ts):
+// what is in flight completes, what runs past the hard deadline rolls back,
+// the pool closes after the drain and leaves no connection behind; a dead
+// server mid-drain and an unreachable one at startup are reported, not hung
+// on. The table and the application_name are unique per test; the table is
+// dropped afterwards.
 import { afterEach, assert, describe, it } from "@effect/vitest"
 import * as http from "node:http"
 import * as net from "node:net"
