@@ -150,14 +150,18 @@ describe.runIf(services.ok)("BullMQ worker (winddown/bullmq) under signals", () 
     // Short locks so that BullMQ's stalled check returns a killed worker's jobs quickly.
     const env = { ...base, LOCK_MS: "2000", STALLED_MS: "1000" }
     const slots = [await worker(env), await worker(env)]
+    const all = [...slots]
     const producer = produce(queue, 100, () => 20 + Math.floor(Math.random() * 600))
     for (let restart = 0; restart < 4; restart++) {
       const slot = restart % 2
       await slots[slot]!.waitFor(/^ready \d+/, 30_000)
       await sleep(300 + Math.floor(Math.random() * 1200))
+      // Killed with jobs in hand, so that BullMQ's stalled check has work.
+      await eventually("jobs active", async () => (await queue.getActiveCount()) >= 2, 10_000, 20)
       slots[slot]!.signal("SIGKILL")
       await slots[slot]!.exited
       slots[slot] = spawnFixture("bullmq_worker.ts", env, { killAfterMs: 150_000 })
+      all.push(slots[slot]!)
     }
     const ids = await producer.stop()
     await eventually(`all ${ids.length} jobs completed`, async () => (await counts()).size >= ids.length, 60_000, 200)
@@ -168,7 +172,11 @@ describe.runIf(services.ok)("BullMQ worker (winddown/bullmq) under signals", () 
     assert.deepStrictEqual(ids.filter((id) => !completed.has(id)), [], "jobs lost")
     assert.strictEqual(await queue.getFailedCount(), 0)
     const again = [...completed.values()].filter((n) => n > 1).length
-    console.log(`${ids.length} jobs, 4 SIGKILLs: none lost, ${again} completed more than once (allowed on SIGKILL)`)
+    const stalled = all.reduce((n, c) => n + (c.output().match(/^stalled /gm)?.length ?? 0), 0)
+    assert.isAbove(stalled, 0, "no job came back through the stalled check: the kills missed every job")
+    console.log(
+      `${ids.length} jobs, 4 SIGKILLs: none lost, ${stalled} returned by the stalled check, ${again} completed more than once (allowed on SIGKILL)`
+    )
   }, 150_000)
 
   it("an unreachable Redis at startup stops the program with one line naming it and its address", async () => {

@@ -279,10 +279,23 @@ export const make = <R = never>(
     // Locks stay renewed until then.
     let closing: Promise<void> | undefined
     const startClose = Effect.sync(() => void (closing ??= worker.close()))
+    const closeWithinMs = Math.max(100, shutdown.budget.phasesMs.cleanup * 0.8)
+    // The step fails (and the report says why) when Redis let us down: a job
+    // that could not be handed back, or a close that had to be cut short.
     const awaitClose = Effect.andThen(startClose, Effect.promise(() => closing!)).pipe(
+      Effect.as(true),
       Effect.timeoutOrElse({
-        duration: Duration.millis(Math.max(100, shutdown.budget.phasesMs.cleanup * 0.8)),
-        orElse: () => Effect.promise(() => worker.disconnect())
+        duration: Duration.millis(closeWithinMs),
+        orElse: () => Effect.as(Effect.promise(() => worker.disconnect()), false)
+      }),
+      Effect.flatMap((closed) => {
+        const problems = [
+          ...(closed ? [] : [`the close did not finish within ${Math.round(closeWithinMs)} ms: disconnected`]),
+          ...(counts.handBackFailed === 0 ? [] : [
+            `${counts.handBackFailed} job(s) could not be handed back; BullMQ's stalled check returns them after lockDuration`
+          ])
+        ]
+        return problems.length === 0 ? Effect.void : Effect.fail(new Error(problems.join("; ")))
       })
     )
     // Redis must answer before anything starts: the first connection error
@@ -316,7 +329,9 @@ export const make = <R = never>(
       yield* Effect.addFinalizer(() =>
         shutdown.isShuttingDownUnsafe()
           ? Effect.void
-          : Effect.andThen(startClose, Effect.andThen(drain.close(), awaitClose))
+          : Effect.andThen(startClose, Effect.andThen(drain.close(), awaitClose)).pipe(
+            Effect.catch((error) => Effect.logWarning(`[winddown] bullmq ${JSON.stringify(name)}: ${error.message}`))
+          )
       )
     }
     worker.run().catch((error: unknown) =>
