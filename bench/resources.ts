@@ -9,9 +9,10 @@
  *   10-connection pool, plain and through `drain.runJoin` with the pool
  *   released as a cleanup step.
  *
- * - the processor path alone, without Redis: the CPU time `BullWorker` adds
- *   to a job between BullMQ handing it over and getting its result, next to
- *   an Effect processor run with `runPromise`.
+ * - the paths alone, without the servers: the CPU time `BullWorker` adds to
+ *   a job between BullMQ handing it over and getting its result (next to an
+ *   Effect processor run with `runPromise`), and what `drain.runJoin` adds
+ *   to a query.
  *
  * Rounds alternate between the variants; medians (and min–max) of ROUNDS.
  * Besides the rate (wall clock, which this shared machine's load moves a
@@ -177,16 +178,22 @@ const compare = async (
   const base = samples.get(baseName)!
   const baseRate = median(base.map((s) => s.rate))
   const baseCpu = median(base.map((s) => s.cpuUs))
+  const baseMinCpu = Math.min(...base.map((s) => s.cpuUs))
   console.log(`\n${title} (median of ${ROUNDS} alternating rounds; ratios against "${baseName}")`)
   for (const [name] of variants) {
     const xs = samples.get(name)!
     const rates = xs.map((s) => s.rate)
     const rate = median(rates)
-    const cpu = median(xs.map((s) => s.cpuUs))
+    const cpus = xs.map((s) => s.cpuUs)
+    const cpu = median(cpus)
+    // The least disturbed round: on a loaded machine the minimum is the steadiest figure.
+    const minCpu = Math.min(...cpus)
     console.log(
       `  ${name.padEnd(34)} ${fmt(rate).padStart(8)} ${unit} (${(rate / baseRate).toFixed(3)}; min ${fmt(Math.min(...rates))}, max ${
         fmt(Math.max(...rates))
-      })   ${cpu.toFixed(1).padStart(6)} µs CPU each (${(cpu / baseCpu).toFixed(3)})`
+      })   ${cpu.toFixed(1).padStart(6)} µs CPU each (${(cpu / baseCpu).toFixed(3)}), least ${minCpu.toFixed(1)} (${
+        (minCpu / baseMinCpu).toFixed(3)
+      })`
     )
   }
 }
@@ -228,6 +235,10 @@ const processorPath = async () => {
       }
     })
   }))
+  // The worker left its bookkeeping keys behind.
+  const leftovers = new Queue(`winddown-bench-path-${process.pid}`, { connection })
+  await leftovers.obliterate({ force: true })
+  await leftovers.close()
   const plainUs = median(samples.plain)
   const winddownUs = median(samples.winddown)
   console.log(`\nBullMQ processor path without Redis: ${PATH_JOBS.toLocaleString("en-US")} jobs (median of ${ROUNDS})`)
@@ -237,7 +248,46 @@ const processorPath = async () => {
   )
 }
 
+/** CPU µs per query of the query path alone (`Effect.void` standing in for the query), 16 fibers. */
+const queryPath = async () => {
+  const units = 100_000
+  const loop = (run: (q: Effect.Effect<void>) => Effect.Effect<unknown, unknown>) =>
+    Effect.gen(function*() {
+      let left = units
+      const start = process.cpuUsage()
+      yield* Effect.forEach(
+        Array.from({ length: FIBERS }),
+        () =>
+          Effect.suspend(function next(): Effect.Effect<void, unknown> {
+            if (left-- <= 0) return Effect.void
+            return Effect.flatMap(run(Effect.void), next)
+          }),
+        { concurrency: "unbounded", discard: true }
+      )
+      const cpu = process.cpuUsage(start)
+      return (cpu.user + cpu.system) / units
+    })
+  const samples = { plain: [] as Array<number>, winddown: [] as Array<number> }
+  await quiet(Effect.gen(function*() {
+    const shutdown = yield* Shutdown.make({ timeout: "30 seconds" })
+    const drain = yield* Drain.make("path").pipe(Effect.provideService(Shutdown.Shutdown, shutdown), Effect.orDie)
+    for (let round = -1; round < ROUNDS; round++) {
+      const plain = yield* loop((q) => q)
+      const winddown = yield* loop((q) => drain.runJoin(q))
+      if (round >= 0) samples.plain.push(plain), samples.winddown.push(winddown)
+    }
+  }))
+  const plainUs = median(samples.plain)
+  const winddownUs = median(samples.winddown)
+  console.log(`\nQuery path without PostgreSQL: ${units.toLocaleString("en-US")} units (median of ${ROUNDS})`)
+  console.log(`  the query effect alone              ${plainUs.toFixed(2)} µs CPU per query`)
+  console.log(
+    `  through drain.runJoin               ${winddownUs.toFixed(2)} µs CPU per query: +${(winddownUs - plainUs).toFixed(2)} µs per query`
+  )
+}
+
 await processorPath()
+await queryPath()
 await compare(`BullMQ: ${JOBS} jobs, concurrency ${CONCURRENCY}`, "jobs/s", [
   ["bullmq Worker, async processor", bullPlain],
   ["bullmq Worker, Effect processor", bullEffect],
