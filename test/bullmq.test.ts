@@ -48,12 +48,17 @@ const worker = async (env: Record<string, string>) => {
   return child
 }
 
-const stop = async (child: ChildProcess.Child, label: string) => {
-  child.signal("SIGTERM")
+/** Wait for a child that got its SIGTERM: exit 0, and no job of it went through the stalled check. */
+const cleanExit = async (child: ChildProcess.Child, label: string) => {
   const exit = await child.exited
   assert.strictEqual(exit.code, 0, `${label}:\n${exit.output}`)
   assert.notInclude(exit.output, "stalled", `${label}:\n${exit.output}`)
   return exit
+}
+
+const stop = (child: ChildProcess.Child, label: string) => {
+  child.signal("SIGTERM")
+  return cleanExit(child, label)
 }
 
 /** Add a job every `everyMs` until stopped; resolves with the ids added. */
@@ -85,23 +90,32 @@ const closedPort = () =>
   })
 
 describe.runIf(services.ok)("BullMQ worker (winddown/bullmq) under signals", () => {
-  it("SIGTERM: a long job checkpoints at the soft deadline, a stubborn one is interrupted at the hard deadline; both are handed back unlocked and another worker resumes them", async () => {
+  it("SIGTERM: the worker stops fetching; a long job checkpoints at the soft deadline, a stubborn one is interrupted at the hard deadline; both are handed back unlocked and another worker resumes them", async () => {
     const { name, queue, redis, env, counts } = setup()
     const a = await worker(env)
     const long = await queue.add("work", { ms: 6000 })
     const stubborn = await queue.add("work", { ms: 6000, stubborn: true })
     await eventually("both jobs active", async () => (await queue.getActiveCount()) === 2)
     await sleep(500)
-    const exit = await stop(a, "worker A")
+    a.signal("SIGTERM")
+    // A job added once the worker stopped fetching stays in the queue, unprocessed.
+    await a.waitFor("\"jobs: stop fetching\" done")
+    const late = await queue.add("work", { ms: 100 })
+    const exit = await cleanExit(a, "worker A")
     assert.include(exit.output, `checkpoint ${long.id} at`)
     assert.include(exit.output, `interrupted ${stubborn.id} at`)
     const report = reportFromOutput(exit.output)
-    assert.deepInclude(section(report, "bullmq jobs"), {
-      handedBack: 2,
-      handedBackBy: { requested: 1, interrupted: 1, refused: 0 },
-      completed: 0,
-      inFlight: 0
-    })
+    const stats = section(report, "bullmq jobs") as { handedBackBy: Record<string, number> } & Record<string, unknown>
+    assert.deepInclude(stats, { completed: 0, inFlight: 0, failed: 0, handBackFailed: 0 }, exit.output)
+    assert.deepInclude(stats.handedBackBy, { requested: 1, interrupted: 1 }, exit.output)
+    // BullMQ's close() can still finish one fetch that was under way (its
+    // blocking wait, cut by the close, returns into a fetch that does not
+    // check for closing): such a job arrives after the drain closed and is
+    // handed straight back, unprocessed.
+    assert.isAtMost(stats.handedBackBy.refused!, 1, exit.output)
+    const untouched = (await queue.getJob(late.id!))!
+    assert.strictEqual(await untouched.getState(), "waiting")
+    assert.isFalse((await counts()).has(late.id!), "the late job was processed by the stopping worker")
     assert.strictEqual(report.phases.find((p) => p.phase === "cleanup")!.steps[0]!.name, "jobs: close worker")
 
     // Back in the wait list with their checkpoints, no lock left to expire.
@@ -113,11 +127,11 @@ describe.runIf(services.ok)("BullMQ worker (winddown/bullmq) under signals", () 
     }
 
     const b = await worker(env)
-    await eventually("both jobs completed", async () => (await queue.getCompletedCount()) === 2, 30_000)
+    await eventually("all three jobs completed", async () => (await queue.getCompletedCount()) === 3, 30_000)
     const exitB = await stop(b, "worker B")
     assert.match(exitB.output, new RegExp(`resumed ${long.id} at [1-9]\\d*/6000`))
     assert.match(exitB.output, new RegExp(`resumed ${stubborn.id} at [1-9]\\d*/6000`))
-    assert.deepStrictEqual(await counts(), new Map([[long.id!, 1], [stubborn.id!, 1]]))
+    assert.deepStrictEqual(await counts(), new Map([[long.id!, 1], [stubborn.id!, 1], [late.id!, 1]]))
   }, 90_000)
 
   it("10 random SIGTERM restarts of two workers under a steady stream of jobs: every job completes exactly once", async () => {

@@ -10,8 +10,10 @@
  *
  * - `stopAccepting`: the worker stops fetching: BullMQ's `close()` starts
  *   (it also cuts a blocking fetch in flight); its wait for active jobs is
- *   the drain's, and locks stay renewed meanwhile. A job that still arrives
- *   after the drain closed is handed straight back;
+ *   the drain's, and locks stay renewed meanwhile. BullMQ can still finish
+ *   one fetch that was under way (its cut blocking wait returns into a fetch
+ *   that does not check for closing): a job that arrives after the drain
+ *   closed is handed straight back, unprocessed (`refused` in the report);
  * - `drain`: active jobs finish; at the soft deadline `process` sees
  *   `Drain.wrapUpRequested` and may checkpoint (`job.updateProgress`,
  *   `job.updateData`) and return {@link HandBack}; at the hard deadline (or a
