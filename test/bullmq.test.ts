@@ -9,6 +9,9 @@ import { Queue } from "bullmq"
 import { Redis } from "ioredis"
 import * as net from "node:net"
 import { setTimeout as sleep } from "node:timers/promises"
+import { Effect } from "effect"
+import { BullWorker } from "../src/bullmq/index.ts"
+import { Shutdown } from "../src/index.ts"
 import { ChildProcess } from "../src/testing/index.ts"
 import { reportFromOutput, section } from "./support/report.ts"
 import { eventually, spawnFixture, trackChildren } from "./support/children.ts"
@@ -88,6 +91,33 @@ const closedPort = () =>
       server.close(() => resolve(port))
     })
   })
+
+describe("BullWorker options", () => {
+  // Checked before any connection is opened: no Redis needed.
+  const makeWith = (options: Partial<BullWorker.Options<never>>) =>
+    Effect.runPromise(
+      Effect.flip(
+        BullWorker.make("jobs", {
+          queue: "q",
+          connection: { host: "127.0.0.1", port: 1 },
+          process: () => Effect.void,
+          ...options
+        }).pipe(Effect.provide(Shutdown.layerTest()), Effect.scoped)
+      )
+    )
+
+  it("a bad concurrency, queue or process fails with BullWorkerError naming it", async () => {
+    for (const [options, message] of [
+      [{ concurrency: 0 }, "concurrency must be an integer of 1 or more, got 0"],
+      [{ queue: "" }, "queue must be a non-empty string"],
+      [{ process: undefined as never }, "process must be a function"]
+    ] as const) {
+      const error = await makeWith(options)
+      assert.strictEqual(error._tag, "BullWorkerError")
+      assert.include(error.message, message)
+    }
+  })
+})
 
 describe.runIf(services.ok)("BullMQ worker (winddown/bullmq) under signals", () => {
   it("SIGTERM: the worker stops fetching; a long job checkpoints at the soft deadline, a stubborn one is interrupted at the hard deadline; both are handed back unlocked and another worker resumes them", async () => {
