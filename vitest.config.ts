@@ -20,6 +20,8 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     setupFiles: ["test/support/setup.ts"],
+    // Integration tests skip (outside CI) when a server is missing: say which, once.
+    globalSetup: ["test/support/globalSetup.ts"],
     // Shutdown logs are the point of many tests: show them for failures only.
     silent: "passed-only",
     testTimeout: 30_000,

@@ -1,82 +1,81 @@
 /**
- * 06 worker queue (the seed's background processor): a producer enqueues a
- * task every 300 ms, four workers process them (0.5–4 s each), a metrics task
- * repeats every 2 s. Press Ctrl+C (or `kill -TERM <pid>`):
+ * 06 worker queue on a real Redis with BullMQ (06b is the same in memory,
+ * with no server): a producer adds a job every 300 ms, a worker processes
+ * four at a time (0.5–4 s each, in 250 ms chunks it can resume from), a
+ * metrics task repeats every 2 s. Press Ctrl+C (or `kill -TERM <pid>`):
  *
- * - `stopAccepting`: the producer and the workers stop taking; the metrics
- *   loop stops at its next iteration boundary;
- * - `drain`: tasks in hand finish; at the soft deadline the long ones
- *   checkpoint and are handed back; what is left at the hard deadline is
- *   interrupted and handed back too;
- * - `cleanup`: whatever is still queued is persisted (here: printed).
+ * - `stopAccepting`: the producer stops adding, the worker stops fetching,
+ *   the metrics loop stops at its next iteration boundary;
+ * - `drain`: jobs in hand finish; at the soft deadline the long ones save
+ *   their progress in Redis (`job.updateProgress`) and are handed back to
+ *   the head of the queue; one still running at the hard deadline is
+ *   interrupted and handed back too: never left locked, so BullMQ's stalled
+ *   check never runs it a second time;
+ * - `cleanup`: the worker and the producer's queue close their Redis
+ *   connections. What is left waits in Redis: start the example again and it
+ *   resumes those jobs from their checkpoints.
  *
- * A second Ctrl+C interrupts the tasks in hand at once (their checkpoints
- * still run). The report at the end counts every task.
+ * A second Ctrl+C interrupts the jobs in hand at once (they are still handed
+ * back). The report at the end counts every job. Needs Redis on 127.0.0.1:6379
+ * (`REDIS_PORT`, `QUEUE` to change):
  *
+ *   redis-server --daemonize yes            (if it is not running)
  *   node --import tsx examples/06_worker_queue.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Option, Queue, Schedule } from "effect"
+import { type Job, Queue } from "bullmq"
+import { Effect, Schedule } from "effect"
 import { Drain, Shutdown, Worker } from "winddown"
+import { BullWorker } from "winddown/bullmq"
 import { NodeShutdown } from "winddown/node"
 
-interface Task {
-  readonly id: number
-  readonly ms: number
-}
+const connection = { host: "127.0.0.1", port: Number(process.env.REDIS_PORT ?? 6379), maxRetriesPerRequest: null }
+const queueName = process.env.QUEUE ?? "winddown-example-06"
 
 const program = Effect.gen(function*() {
-  const tasks = yield* Queue.unbounded<Task>()
-  const persisted: Array<Task> = []
-
-  // Each task works in 250 ms chunks and checkpoints when asked to wrap up.
-  const process = (task: Task) =>
+  // Each job works in 250 ms chunks from its checkpoint and saves progress when asked to wrap up.
+  const process = (job: Job<{ readonly ms: number }>) =>
     Effect.gen(function*() {
-      let done = 0
-      while (done < task.ms) {
+      let done = typeof job.progress === "number" ? job.progress : 0
+      if (done > 0) yield* Effect.log(`job ${job.id}: resuming at ${done}/${job.data.ms} ms`)
+      while (done < job.data.ms) {
         if (yield* Drain.isWrapUpRequested) {
-          yield* Effect.log(`task ${task.id}: wrap-up requested at ${done}/${task.ms} ms, checkpointing`)
-          return Worker.Requeue
+          yield* BullWorker.checkpoint(job, done)
+          yield* Effect.log(`job ${job.id}: wrap-up requested at ${done}/${job.data.ms} ms, checkpoint saved, handed back`)
+          return BullWorker.HandBack
         }
-        yield* Effect.sleep(Math.min(250, task.ms - done))
-        done += 250
+        yield* Effect.sleep(Math.min(250, job.data.ms - done))
+        done = Math.min(job.data.ms, done + 250)
       }
-      yield* Effect.log(`task ${task.id}: done (${task.ms} ms)`)
-    }).pipe(Effect.onInterrupt(() => Effect.log(`task ${task.id}: interrupted, checkpoint saved`)))
+      yield* Effect.log(`job ${job.id}: done (${job.data.ms} ms)`)
+    }).pipe(Effect.onInterrupt(() => Effect.log(`job ${job.id}: interrupted, handed back`)))
 
-  yield* Worker.make("tasks", {
-    take: tasks,
-    concurrency: 4,
-    process,
-    // In production: nack the message, or write it back to a durable queue.
-    requeue: (task, reason) =>
-      Effect.sync(() => void persisted.push(task)).pipe(Effect.andThen(Effect.log(`task ${task.id}: handed back (${reason})`)))
-  })
+  // Fails at startup with one line if Redis does not answer.
+  yield* BullWorker.make("jobs", { queue: queueName, connection, concurrency: 4, process })
 
-  // The producer: a repeating task too, so it stops enqueueing at stopAccepting.
-  let next = 1
+  // The producer's own connection, closed in cleanup, after the drain.
+  const queue = yield* Shutdown.acquireRelease(
+    "close producer queue",
+    Effect.sync(() => new Queue(queueName, { connection })),
+    (queue) =>
+      Effect.promise(async () => {
+        const waiting = await queue.getWaitingCount()
+        await queue.close()
+        return waiting
+      }).pipe(Effect.flatMap((waiting) => Effect.log(`${waiting} jobs wait in Redis for the next start`)))
+  )
+  // A repeating task too, so it stops adding at stopAccepting.
   yield* Worker.repeat(
     "producer",
-    Effect.suspend(() => Queue.offer(tasks, { id: next++, ms: 500 + Math.floor(Math.random() * 3500) })),
+    Effect.promise(() => queue.add("work", { ms: 500 + Math.floor(Math.random() * 3500) })),
     { schedule: Schedule.spaced("300 millis") }
   )
   yield* Worker.repeat(
     "metrics",
-    Effect.flatMap(Queue.size(tasks), (n) => Effect.log(`metrics: ${n} queued`)),
+    Effect.promise(() => queue.getJobCounts("waiting", "active", "completed")).pipe(
+      Effect.flatMap((c) => Effect.log(`metrics: ${c.waiting} waiting, ${c.active} active, ${c.completed} completed`))
+    ),
     { schedule: Schedule.spaced("2 seconds") }
-  )
-
-  // Cleanup runs after the drain: persist what no worker took.
-  yield* Shutdown.addStep(
-    "persist queue",
-    Effect.gen(function*() {
-      while (true) {
-        const task = yield* Queue.poll(tasks)
-        if (Option.isNone(task)) break
-        persisted.push(task.value)
-      }
-      yield* Effect.log(`persisted ${persisted.length} tasks for the next start: ${persisted.map((t) => t.id).join(", ")}`)
-    })
   )
 
   yield* Effect.log(`pid ${globalThis.process.pid}: stop with Ctrl+C or kill -TERM ${globalThis.process.pid} (twice to force)`)

@@ -1,85 +1,100 @@
 /**
- * 07 database connection pool (the seed's pool use case): queries check out a
- * connection and run as units of a drain, so the pool's `close` step, in
- * `cleanup`, only starts after every query in flight has finished or been
- * interrupted (its rollback finalizer returns the connection first): no
- * connection is closed under a running query. The graceful close is bounded
- * by a timeout and falls back to forced termination.
+ * 07 database connection pool on a real PostgreSQL, with effect's own client
+ * (`@effect/sql-pg`) held as a layer: queries run as units of a drain, so the
+ * pool, released as the cleanup step "db pool", only closes after every
+ * query in flight has finished or been interrupted: no query ever meets a
+ * closed pool ("Cannot use a pool after calling end").
  *
- * A "report" query takes 20 s, longer than the drain allowance: at the soft
- * deadline it is asked to wrap up and ignores it, at the hard deadline it is
- * interrupted and rolls back. `Drain.waitFor` shows the seed's
- * `wait(lambda: active_connections == 0)` as a report entry.
+ * Load: a short query every 200 ms (stops at stopAccepting) and one "report"
+ * transaction that takes 20 s, longer than the drain: at the hard deadline it
+ * is interrupted, the server cancels it, and it rolls back before the pool
+ * closes. `Drain.waitFor` shows the seed's `wait(lambda: active == 0)`.
+ *
+ * Needs PostgreSQL on 127.0.0.1:5432, database `test`, user `postgres`
+ * without a password (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE` to change):
  *
  *   node --import tsx examples/07_db_pool.ts
  *   then Ctrl+C, or: kill -TERM <pid>
+ *   psql -h 127.0.0.1 -U postgres test -c "select count(*) from pg_stat_activity where application_name = 'winddown-07'"
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Schedule } from "effect"
-import { Drain, Shutdown, Worker } from "winddown"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Exit, Layer, Schedule, Scope } from "effect"
+import { SqlClient } from "effect/sql"
+import { Drain, Resource, Shutdown, Worker } from "winddown"
 import { NodeShutdown } from "winddown/node"
 
-/** A fake pool: `checkedOut` is the seed's `active_connections`. */
-const makePool = (size: number) => {
-  let checkedOut = 0
-  let open = true
-  const withConnection = <A, E, R>(use: (id: number) => Effect.Effect<A, E, R>) =>
-    Effect.acquireUseRelease(
-      Effect.suspend(() => {
-        if (!open) return Effect.die(new Error("pool closed while a query wanted a connection"))
-        return Effect.succeed(++checkedOut)
-      }),
-      use,
-      () => Effect.sync(() => void checkedOut--)
-    )
-  // Graceful close: wait for connections to come back (the drain already
-  // made sure they did), then say goodbye to the server: slow on purpose.
-  const close = Effect.gen(function*() {
-    if (checkedOut > 0) yield* Effect.log(`pool: ${checkedOut} connections still checked out!`)
-    yield* Effect.sleep("300 millis")
-    open = false
-    yield* Effect.log(`pool: closed gracefully (${size} connections)`)
+const host = process.env.PGHOST ?? "127.0.0.1"
+const port = Number(process.env.PGPORT ?? 5432)
+
+// TODO(releaseAs): `PgClient.layer(...).pipe(Shutdown.releaseAs("db pool"))`
+// once the core has it. Until then: build the layer in a scope that the
+// cleanup step "db pool" closes, so the pool outlives the drain wherever the
+// layer is provided.
+const releaseAs = <A, E, R>(name: string, layer: Layer.Layer<A, E, R>) =>
+  Layer.effectContext(Effect.gen(function*() {
+    const shutdown = yield* Shutdown.Shutdown
+    const scope = yield* Scope.make()
+    yield* shutdown.addStep(name, Scope.close(scope, Exit.void))
+    return yield* Layer.buildWithScope(layer, scope)
+  }))
+
+const PgLive = releaseAs(
+  "db pool",
+  PgClient.layer({
+    host,
+    port,
+    database: process.env.PGDATABASE ?? "test",
+    username: process.env.PGUSER ?? "postgres",
+    applicationName: "winddown-07",
+    maxConnections: 10
   })
-  const terminate = Effect.sync(() => void (open = false)).pipe(Effect.andThen(Effect.log("pool: terminated")))
-  return { withConnection, close, terminate, checkedOut: () => checkedOut }
-}
+)
 
 const program = Effect.gen(function*() {
-  const pool = makePool(10)
+  const sql = yield* SqlClient.SqlClient
+  // Startup: an unreachable server stops the program here, with one line.
+  yield* Resource.check("PostgreSQL", `${host}:${port}`, sql`SELECT 1`)
   const queries = yield* Drain.make("queries")
+  let active = 0
 
-  const query = (sql: string, ms: number) =>
+  const query = <A, E, R>(label: string, work: Effect.Effect<A, E, R>) =>
     queries.runJoin(
-      pool.withConnection((conn) =>
-        Effect.sleep(ms).pipe(
-          Effect.andThen(Effect.log(`conn ${conn}: ${sql} (${ms} ms) ok`)),
-          Effect.onInterrupt(() => Effect.log(`conn ${conn}: ${sql} interrupted, rolled back`))
-        )
+      Effect.acquireUseRelease(
+        Effect.sync(() => ++active),
+        () => work.pipe(Effect.andThen(Effect.log(`${label} ok`))),
+        () => Effect.sync(() => void active--)
       )
     )
 
-  // The pool closes in cleanup: after the drain phase, bounded, with a fallback.
-  yield* Shutdown.addStep(
-    "close pool",
-    pool.close.pipe(Effect.timeoutOrElse({ duration: "1 second", orElse: () => pool.terminate })),
-    { timeout: "2 seconds" }
-  )
-  // The seed's wait: reported as section "wait connections returned".
-  yield* Drain.waitFor("connections returned", () => pool.checkedOut() === 0, { pollInterval: "50 millis" })
+  // The seed's wait: reported as section "wait queries done".
+  yield* Drain.waitFor("queries done", () => active === 0, { pollInterval: "50 millis" })
 
-  // Load: a short query every 200 ms (stops at stopAccepting), one long report.
   let n = 0
   yield* Worker.repeat(
     "load",
-    Effect.suspend(() => Effect.forkDetach(query(`SELECT ${++n}`, 300 + Math.floor(Math.random() * 1500)))),
+    Effect.suspend(() => {
+      const ms = 300 + Math.floor(Math.random() * 1500)
+      return Effect.forkDetach(query(`query ${++n} (${ms} ms)`, sql`SELECT pg_sleep(${ms / 1000})`))
+    }),
     { schedule: Schedule.spaced("200 millis") }
   )
-  yield* Effect.forkDetach(query("SELECT * FROM report", 20_000))
+  yield* Effect.forkDetach(
+    query(
+      "report",
+      sql.withTransaction(Effect.andThen(sql`SELECT 1`, sql`SELECT pg_sleep(20)`)).pipe(
+        Effect.onInterrupt(() => Effect.log("report: interrupted, cancelled on the server, rolled back"))
+      )
+    )
+  )
 
   yield* Effect.log(`pid ${process.pid}: stop with Ctrl+C or kill -TERM ${process.pid} (twice to force)`)
   return yield* Effect.never
 })
 
 NodeRuntime.runMain(
-  program.pipe(Effect.provide(NodeShutdown.layer({ timeout: "6 seconds", preStop: "0 seconds", reportJson: true })))
+  program.pipe(
+    Effect.provide(PgLive),
+    Effect.provide(NodeShutdown.layer({ timeout: "6 seconds", preStop: "0 seconds", reportJson: true }))
+  )
 )

@@ -36,11 +36,17 @@ const published = {
   description: pkg.description,
   license: pkg.license,
   type: "module",
-  exports: { ".": entry(""), "./node": entry("node/"), "./testing": entry("testing/") },
+  exports: {
+    ".": entry(""),
+    "./node": entry("node/"),
+    "./testing": entry("testing/"),
+    "./bullmq": entry("bullmq/")
+  },
   bin: { winddown: "./bin/winddown.js" },
   files: ["dist", "bin", "README.md"],
   engines: pkg.engines,
-  peerDependencies: pkg.peerDependencies
+  peerDependencies: pkg.peerDependencies,
+  peerDependenciesMeta: pkg.peerDependenciesMeta
 }
 fs.writeFileSync(path.join(out, "package.json"), `${JSON.stringify(published, null, 2)}\n`)
 fs.copyFileSync(path.join(root, "README.md"), path.join(out, "README.md"))

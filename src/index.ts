@@ -24,3 +24,5 @@ export * as Health from "./Health.ts"
 export * as ShutdownTimeline from "./ShutdownTimeline.ts"
 /** @since 0.1.0 */
 export * as ShutdownMetrics from "./ShutdownMetrics.ts"
+/** @since 0.1.0 */
+export * as Resource from "./Resource.ts"

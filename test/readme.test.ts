@@ -3,7 +3,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Budget, Drain, Health, Shutdown, ShutdownConfig, Worker } from "../src/index.ts"
+import { BullWorker } from "../src/bullmq/index.ts"
+import { Budget, Drain, Health, Resource, Shutdown, ShutdownConfig, Worker } from "../src/index.ts"
 import { NodeHealth, NodeHttpDrain, NodeShutdown } from "../src/node/index.ts"
 
 const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
@@ -69,7 +70,9 @@ describe("README", () => {
     Health: Health.defaults,
     NodeHealth: NodeHealth.defaults,
     Drain: Drain.defaults,
-    Worker: Worker.defaults
+    Worker: Worker.defaults,
+    BullWorker: BullWorker.defaults,
+    Resource: Resource.defaults
   }
   for (const [name, defaults] of Object.entries(modules)) {
     it(`the ${name} table gives the code's defaults`, () => {

@@ -30,3 +30,17 @@ export const reportFromOutput = (output: string): ShutdownReport.ShutdownReport 
   }
   return assert.fail(`no report line in:\n${output}`)
 }
+
+/** True when the output holds a report line. */
+export const hasReportLine = (output: string): boolean =>
+  output.split("\n").some((l) => Option.isSome(ShutdownReport.fromJsonLine(l)))
+
+/**
+ * Units of a drain that failed (not interrupted): the section's count, and
+ * the drain's step is then `failed` (work that dies in a drain fails its step).
+ */
+export const failedUnits = (report: ShutdownReport.ShutdownReport, drain: string): number => {
+  const failed = Number(section(report, `drain ${drain}`).failed ?? 0)
+  if (failed > 0) assert.strictEqual(stepNamed(report, drain).outcome, "failed", `the step of drain ${drain}`)
+  return failed
+}
