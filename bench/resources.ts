@@ -25,7 +25,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { type Job, Queue, Worker as BullMQWorker } from "bullmq"
-import { Effect, Exit, Layer, References, Scope } from "effect"
+import { Effect, Layer, References, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { Drain, Shutdown } from "winddown"
 import { BullWorker } from "winddown/bullmq"
@@ -149,10 +149,9 @@ const poolWinddown = () =>
   quiet(Effect.gen(function*() {
     const shutdown = yield* Shutdown.make({ timeout: "30 seconds" })
     // As in examples/07: the pool is released as the cleanup step "db pool".
-    // TODO(releaseAs): PgClient.layer(pg).pipe(Shutdown.releaseAs("db pool"))
-    const scope = yield* Scope.make()
-    yield* shutdown.addStep("db pool", Scope.close(scope, Exit.void))
-    const context = yield* Layer.buildWithScope(PgClient.layer(pg), scope)
+    const context = yield* Layer.build(PgClient.layer(pg).pipe(Shutdown.releaseAs("db pool"))).pipe(
+      Effect.provideService(Shutdown.Shutdown, shutdown)
+    )
     const drain = yield* Drain.make("queries").pipe(Effect.provideService(Shutdown.Shutdown, shutdown))
     return yield* queries((q) => drain.runJoin(q)).pipe(Effect.provideContext(context))
   }).pipe(Effect.orDie))

@@ -19,7 +19,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Exit, Layer, Schedule, Scope } from "effect"
+import { Effect, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { Drain, Resource, Shutdown, Worker } from "winddown"
 import { NodeShutdown } from "winddown/node"
@@ -27,29 +27,16 @@ import { NodeShutdown } from "winddown/node"
 const host = process.env.PGHOST ?? "127.0.0.1"
 const port = Number(process.env.PGPORT ?? 5432)
 
-// TODO(releaseAs): `PgClient.layer(...).pipe(Shutdown.releaseAs("db pool"))`
-// once the core has it. Until then: build the layer in a scope that the
-// cleanup step "db pool" closes, so the pool outlives the drain wherever the
-// layer is provided.
-const releaseAs = <A, E, R>(name: string, layer: Layer.Layer<A, E, R>) =>
-  Layer.effectContext(Effect.gen(function*() {
-    const shutdown = yield* Shutdown.Shutdown
-    const scope = yield* Scope.make()
-    yield* shutdown.addStep(name, Scope.close(scope, Exit.void))
-    return yield* Layer.buildWithScope(layer, scope)
-  }))
-
-const PgLive = releaseAs(
-  "db pool",
-  PgClient.layer({
-    host,
-    port,
-    database: process.env.PGDATABASE ?? "test",
-    username: process.env.PGUSER ?? "postgres",
-    applicationName: "winddown-07",
-    maxConnections: 10
-  })
-)
+// The pool is released as the cleanup step "db pool", after the drain,
+// wherever the layer is provided.
+const PgLive = PgClient.layer({
+  host,
+  port,
+  database: process.env.PGDATABASE ?? "test",
+  username: process.env.PGUSER ?? "postgres",
+  applicationName: "winddown-07",
+  maxConnections: 10
+}).pipe(Shutdown.releaseAs("db pool"))
 
 const program = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
