@@ -7,7 +7,6 @@
 import { afterEach, assert, describe, it } from "@effect/vitest"
 import { Queue } from "bullmq"
 import { Redis } from "ioredis"
-import * as net from "node:net"
 import { setTimeout as sleep } from "node:timers/promises"
 import { Effect } from "effect"
 import { BullWorker } from "../src/bullmq/index.ts"
@@ -16,6 +15,7 @@ import { ChildProcess } from "../src/testing/index.ts"
 import { reportFromOutput, section } from "./support/report.ts"
 import { eventually, spawnFixture, trackChildren } from "./support/children.ts"
 import { addresses, requireServices, uniqueName } from "./support/services.ts"
+import { closedPort } from "./support/http.ts"
 
 const services = await requireServices(["redis"])
 trackChildren()
@@ -82,15 +82,6 @@ const produce = (queue: Queue, everyMs: number, ms: () => number) => {
 /** Mostly short jobs, some longer than the drain: those are checkpointed and handed back. */
 const mixedDuration = () => Math.random() < 0.15 ? 1500 + Math.floor(Math.random() * 2000) : 20 + Math.floor(Math.random() * 380)
 
-const closedPort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 describe("BullWorker options", () => {
   // Checked before any connection is opened: no Redis needed.

@@ -72,6 +72,14 @@ const jobUsingPool = (inFlight: Deferred.Deferred<void>) =>
     return yield* pool.query(300)
   })
 
+/** A program that starts one such job in a Drain made at its top level, then runs until interrupted. */
+const drainingJob = (inFlight: Deferred.Deferred<void>) =>
+  Effect.gen(function*() {
+    const jobs = yield* Drain.make("jobs")
+    yield* jobs.run(jobUsingPool(inFlight))
+    return yield* Effect.never
+  })
+
 const assertUsable = (report: ShutdownReport.ShutdownReport, events: ReadonlyArray<string>, drainStep: string) => {
   assert.deepStrictEqual(events, ["query done", "pool closed"])
   assert.strictEqual(stepNamed(report, drainStep).outcome, "ok")
@@ -130,11 +138,7 @@ describe("app layers and the drain", () => {
       const { events, PoolLive, logger } = makeWorld()
       const report = yield* runShape(
         (inFlight) =>
-          Effect.gen(function*() {
-            const jobs = yield* Drain.make("jobs")
-            yield* jobs.run(jobUsingPool(inFlight))
-            return yield* Effect.never
-          }).pipe(Effect.provide(PoolLive.pipe(Shutdown.releaseAs("pool")))),
+drainingJob(inFlight).pipe(Effect.provide(PoolLive.pipe(Shutdown.releaseAs("pool")))),
         (self) => self.pipe(Effect.provide(ShutdownLive)),
         logger
       )
@@ -147,11 +151,7 @@ describe("app layers and the drain", () => {
       const { events, PoolLive, logger } = makeWorld()
       const report = yield* runShape(
         (inFlight) =>
-          Effect.gen(function*() {
-            const jobs = yield* Drain.make("jobs")
-            yield* jobs.run(jobUsingPool(inFlight))
-            return yield* Effect.never
-          }),
+drainingJob(inFlight),
         (self) => self.pipe(Effect.provide(Layer.provideMerge(PoolLive.pipe(Shutdown.releaseAs("pool")), ShutdownLive))),
         logger
       )
@@ -200,11 +200,7 @@ describe("app layers and the drain", () => {
       const { events, logs, PoolLive, logger } = makeWorld()
       const report = yield* runShape(
         (inFlight) =>
-          Effect.gen(function*() {
-            const jobs = yield* Drain.make("jobs")
-            yield* jobs.run(jobUsingPool(inFlight))
-            return yield* Effect.never
-          }).pipe(Effect.provide(PoolLive)),
+drainingJob(inFlight).pipe(Effect.provide(PoolLive)),
         (self) => self.pipe(Effect.provide(ShutdownLive)),
         logger
       )
@@ -224,11 +220,7 @@ describe("app layers and the drain", () => {
       const { events, PoolLive, logger } = makeWorld()
       const report = yield* runShape(
         (inFlight) =>
-          Effect.gen(function*() {
-            const jobs = yield* Drain.make("jobs")
-            yield* jobs.run(jobUsingPool(inFlight))
-            return yield* Effect.never
-          }),
+drainingJob(inFlight),
         (self) => self.pipe(Effect.provide(Layer.provideMerge(PoolLive, ShutdownLive))),
         logger
       )

@@ -7,11 +7,11 @@
 // dropped afterwards.
 import { afterEach, assert, describe, it } from "@effect/vitest"
 import * as http from "node:http"
-import * as net from "node:net"
 import pg from "pg"
 import { failedUnits, reportFromOutput, stepNamed } from "./support/report.ts"
 import { eventually, spawnFixture, trackChildren } from "./support/children.ts"
 import { addresses, postgresUrl, requireServices, uniqueName } from "./support/services.ts"
+import { closedPort } from "./support/http.ts"
 
 const services = await requireServices(["postgres"])
 trackChildren()
@@ -69,16 +69,6 @@ const request = (port: number, method: string, path: string) =>
 const portOf = async (child: ReturnType<typeof spawnFixture>) =>
   Number(/listening on (\d+)/.exec(await child.waitFor(/listening on \d+/, 30_000))![1])
 
-/** A port with nothing listening on it. */
-const closedPort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 describe.runIf(services.ok)("PostgreSQL pools (@effect/sql-pg, pg.Pool) under SIGTERM", () => {
   it("in-flight work completes, a transaction past the hard deadline rolls back, the pool closes after the drain, no connection is left", async () => {

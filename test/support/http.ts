@@ -4,7 +4,7 @@
  * shutdown, until the server refuses connections. Every outcome is recorded.
  */
 import * as http from "node:http"
-import type * as net from "node:net"
+import * as net from "node:net"
 
 export const host = "127.0.0.1"
 
@@ -70,3 +70,14 @@ export const closedLoop = (
   })
   return { outcomes, done }
 }
+
+/** A port on 127.0.0.1 with nothing listening on it (taken, then released). */
+export const closedPort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
