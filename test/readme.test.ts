@@ -44,7 +44,8 @@ const expected: Record<string, string> = {
   reportSummary: String(NodeShutdown.defaults.reportSummary),
   watchdog: String(NodeShutdown.defaults.watchdog),
   exitGrace: NodeShutdown.defaults.exitGrace,
-  interruptProgram: "true"
+  interruptProgram: "true",
+  ipc: String(NodeShutdown.defaults.ipc)
 }
 
 describe("README", () => {
