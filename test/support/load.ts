@@ -3,9 +3,11 @@
  * loops, each sending its next request as soon as the previous one ended,
  * through Node's keep-alive `http.Agent`, which honours `Connection: close`
  * (it never sends another request on a socket the server said it closes).
- * autocannon does not: it writes the next request on the same socket right
- * after a `Connection: close` response, and counts the reset that follows as
- * an error of the server.
+ * autocannon does not: it writes its next request on the same socket right
+ * after a `Connection: close` response and, when the server closes it,
+ * reconnects without counting that request as an error or a timeout, so a
+ * request lost there would not show. Here every request sent is accounted
+ * for: answered, or failed with its kind.
  *
  * Every request is recorded: status, latency, which worker answered (the body
  * is the worker's pid), or the error.
@@ -26,8 +28,15 @@ export interface LoadResult {
   readonly durationMs: number
   /** Requests answered by each worker pid, in the order pids were first seen. */
   readonly byPid: ReadonlyMap<number, number>
-  /** The pids that answered at or after `since` (performance.now() ms). */
+  /** The pids that answered requests sent at or after `since` (performance.now() ms). */
   readonly pidsSince: (since: number) => ReadonlySet<number>
+  /** Latency of the answered requests sent between `from` and `to` (performance.now() ms). */
+  readonly latencyBetween: (from: number, to: number) => {
+    readonly requests: number
+    readonly p50Ms: number
+    readonly p99Ms: number
+    readonly maxMs: number
+  }
 }
 
 export interface Load {
@@ -64,7 +73,7 @@ export const keepAliveLoad = (
   const path = options.path ?? "/"
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections })
   const latencies: Array<number> = []
-  const answers: Array<{ readonly at: number; readonly pid: number }> = []
+  const answers: Array<{ readonly at: number; readonly pid: number; readonly ms: number }> = []
   const failures: Record<string, number> = {}
   const samples: Array<string> = []
   let stopped = false
@@ -86,8 +95,9 @@ export const keepAliveLoad = (
         res.once("end", () => {
           requests++
           if (res.statusCode === 200) {
-            latencies.push(performance.now() - sentAt)
-            answers.push({ at: sentAt, pid: Number(body.trim()) })
+            const ms = performance.now() - sentAt
+            latencies.push(ms)
+            answers.push({ at: sentAt, pid: Number(body.trim()), ms })
           } else {
             fail(`status ${res.statusCode}`, body.slice(0, 80))
           }
@@ -133,7 +143,16 @@ export const keepAliveLoad = (
         maxMs: sorted.at(-1) ?? 0,
         durationMs: performance.now() - started,
         byPid,
-        pidsSince: (since) => new Set(answers.filter((a) => a.at >= since).map((a) => a.pid))
+        pidsSince: (since) => new Set(answers.filter((a) => a.at >= since).map((a) => a.pid)),
+        latencyBetween: (from, to) => {
+          const window = answers.filter((a) => a.at >= from && a.at < to).map((a) => a.ms).sort((a, b) => a - b)
+          return {
+            requests: window.length,
+            p50Ms: percentile(window, 0.5),
+            p99Ms: percentile(window, 0.99),
+            maxMs: window.at(-1) ?? 0
+          }
+        }
       }
     }
   }
