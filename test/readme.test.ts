@@ -4,7 +4,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Budget, Drain, Health, Shutdown, ShutdownConfig, Worker } from "../src/index.ts"
-import { NodeHealth, NodeHttpDrain, NodeShutdown } from "../src/node/index.ts"
+import { NodeCluster, NodeHealth, NodeHttpDrain, NodeShutdown } from "../src/node/index.ts"
 
 const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
 
@@ -68,6 +68,7 @@ describe("README", () => {
     NodeHttpDrain: NodeHttpDrain.defaults,
     Health: Health.defaults,
     NodeHealth: NodeHealth.defaults,
+    NodeCluster: NodeCluster.defaults,
     Drain: Drain.defaults,
     Worker: Worker.defaults
   }

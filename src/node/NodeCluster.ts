@@ -31,7 +31,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Context, Data, Deferred, Effect, Exit, FiberSet, Layer, Result, type Scope } from "effect"
 import * as os from "node:os"
-import type * as Budget from "../Budget.ts"
+import * as Budget from "../Budget.ts"
 import * as Health from "../Health.ts"
 import * as Deadline from "../internal/deadline.ts"
 import { formatMillis, type Input as DurationInput } from "../internal/duration.ts"
@@ -89,8 +89,8 @@ export interface Options extends
  */
 export const defaults = {
   workers: "one per CPU",
-  timeout: "25 seconds",
-  signals: "SIGTERM,SIGINT",
+  timeout: Budget.defaults.timeout,
+  signals: NodeShutdown.defaults.signals.join(","),
   reloadSignal: "SIGHUP",
   readyTimeout: "30 seconds",
   restartDelay: "1 second",
