@@ -715,13 +715,14 @@ const make = (settings: Settings): Effect.Effect<Service, ClusterError, Shutdown
     }
     first.forEach((member, i) => void (slots[i]!.current = member))
     started = true
-    Cluster.sendReady()
     const pid = Cluster.pid()
     yield* Effect.logInfo(
       `[winddown] cluster: ${settings.workers} workers ready in ${formatMillis(elapsed(start))} (${pidsOf(slots)}); primary ${pid}: ${
         settings.reloadSignal === undefined ? "" : `reload with kill -${settings.reloadSignal.slice(3)} ${pid}, `
       }stop with kill -TERM ${pid}`
     )
+    // PM2's wait_ready, when PM2 started this primary (fork mode).
+    Cluster.sendReady()
 
     return {
       reload: Effect.flatMap(requestReload("reload requested"), Deferred.await),

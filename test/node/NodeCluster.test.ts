@@ -139,9 +139,10 @@ describe("NodeCluster", () => {
 
   it("SIGHUP under keep-alive load (and a new connection per request): 0 failed, every worker replaced", async () => {
     await withCluster({ WORKERS: "2", TIMEOUT: "10s", WORKER_TIMEOUT: "8s" }, async ({ child, port, pids }) => {
-      const keepAlive = keepAliveLoad(port, { connections: 24 })
+      // Not saturating, so the rest of the suite still gets the CPU; bench/cluster-reload.ts saturates.
+      const keepAlive = keepAliveLoad(port, { connections: 16, thinkMs: 4 })
       // Connections handed to a worker in the instant it closes its listener.
-      const churn = keepAliveLoad(port, { connections: 8, newConnections: true })
+      const churn = keepAliveLoad(port, { connections: 4, thinkMs: 4, newConnections: true })
       await sleep(1500)
       child.signal("SIGHUP")
       await child.waitFor(/reload complete|reload aborted/, 60_000)
@@ -172,26 +173,27 @@ describe("NodeCluster", () => {
 
   it("a new worker that never becomes ready: the reload is aborted, the old workers keep serving; a SIGHUP during it is queued", async () => {
     const notReady = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "winddown-cluster-")), "not-ready")
-    // Long enough for a loaded machine to start the first workers, short enough for a test.
-    await withCluster({ WORKERS: "2", READY_TIMEOUT: "10s", NOT_READY_FILE: notReady }, async ({ child, port, pids }) => {
+    // Long enough for a loaded machine to start the first workers (10 s seen on a shared 2-core box).
+    await withCluster({ WORKERS: "2", READY_TIMEOUT: "20s", NOT_READY_FILE: notReady }, async ({ child, port, pids }) => {
       fs.writeFileSync(notReady, "")
       child.signal("SIGHUP")
       await child.waitFor("reloading 2 workers")
       child.signal("SIGHUP")
       await child.waitFor("queued")
       const aborted = await child.waitFor("reload aborted", 60_000)
-      assert.match(aborted, /was not ready within 10 s; 0 of 2 replaced, keeping the workers/)
+      assert.match(aborted, /was not ready within 20 s; 0 of 2 replaced, keeping the workers/)
       for (const pid of pids) assert.include(aborted, String(pid))
-      // The queued reload starts now; this time the new workers become ready.
+      // The queued reload starts now, with new workers that will be ready.
       fs.rmSync(notReady)
+      await waitForCount(child, /reloading 2 workers/, 2)
       const served = await Promise.all(Array.from({ length: 4 }, () => get(port, "/")))
       assert.isTrue(served.every((r) => r.status === 200 && pids.includes(r.pid)), JSON.stringify(served))
       const neverReady = pidsIn(child.output(), /worker (\d+) will never be ready/)
       assert.strictEqual(neverReady.length, 1, child.output())
-      // Complete, or aborted again if this machine is too loaded to start a worker within 10 s: either way it ran.
-      await waitForCount(child, /reload complete|reload aborted/, 2, 60_000)
-      assert.strictEqual(countOf(child.output(), /reloading 2 workers/), 2)
+      const until = performance.now() + 15_000
+      while (isAlive(neverReady[0]!) && performance.now() < until) await sleep(50)
       assert.isFalse(isAlive(neverReady[0]!), "the worker that was never ready was stopped")
+      // Stopping in the middle of the queued reload stops its starting worker too.
       child.signal("SIGTERM")
       const exit = await child.exited
       assert.strictEqual(exit.code, 0, exit.output)

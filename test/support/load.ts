@@ -67,6 +67,12 @@ export const keepAliveLoad = (
     readonly timeoutMs?: number
     /** A new connection for every request (no keep-alive): the most connections handed to workers around a close. */
     readonly newConnections?: boolean
+    /**
+     * Each loop waits a random 0 to `thinkMs` ms between requests (default 0:
+     * a saturating load). Tests use a little, to leave the CPU to the rest of
+     * the suite, and so sockets are idle now and then when a listener closes.
+     */
+    readonly thinkMs?: number
   }
 ): Load => {
   const host = options.host ?? "127.0.0.1"
@@ -117,8 +123,12 @@ export const keepAliveLoad = (
       })
     })
 
+  const think = options.thinkMs ?? 0
   const loop = async () => {
-    while (!stopped) await one()
+    while (!stopped) {
+      await one()
+      if (think > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * think))
+    }
   }
   const loops = Promise.all(Array.from({ length: options.connections }, loop))
 
