@@ -13,6 +13,10 @@
  * the report is written the process exits after `exitGrace` if something
  * still keeps it alive.
  *
+ * A process with a parent on an IPC channel (PM2, a `NodeCluster` primary)
+ * also stops on the parent's message: PM2's `"shutdown"` is taken as SIGTERM
+ * (option `ipc`).
+ *
  * @since 0.1.0
  */
 import { Effect, Layer, Runtime, type Scope } from "effect"

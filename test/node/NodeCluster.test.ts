@@ -161,9 +161,12 @@ describe("NodeCluster", () => {
         assert.notInclude(newPids, pid)
         assert.isFalse(isAlive(pid), `old worker ${pid} still running`)
       }
-      // Every worker answered before the reload; after it, only the new ones.
+      // Every worker answered before the reload; after it, only new ones (keep-alive
+      // clients stay on the worker they reconnected to, so not necessarily both).
       for (const pid of pids) assert.isTrue(load.byPid.has(pid))
-      assert.sameMembers([...load.pidsSince(reloadedAt)], newPids)
+      const after = [...load.pidsSince(reloadedAt), ...fresh.pidsSince(reloadedAt)]
+      assert.isAbove(after.length, 0)
+      for (const pid of after) assert.include(newPids, pid)
       child.signal("SIGTERM")
       const exit = await child.exited
       assert.strictEqual(exit.code, 0, exit.output)
