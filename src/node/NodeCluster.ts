@@ -616,10 +616,10 @@ const make = (settings: Settings): Effect.Effect<Service, ClusterError, Shutdown
           )
       })
 
-    const forward = Effect.suspend(() => {
-      const list = alive()
-      for (const member of list) member.forked.request({ _tag: "force", signal: "SIGTERM" })
-      return Effect.void
+    /** A second signal: each worker escalates its own shutdown, as if it had got it. */
+    const forward = Effect.sync(() => {
+      const signal = shutdown.snapshotUnsafe().forced?.signal ?? "SIGTERM"
+      for (const member of alive()) member.forked.request({ _tag: "force", signal })
     })
 
     /** SIGKILL what is left, wait for the kernel to confirm, and make the exit code say so. */

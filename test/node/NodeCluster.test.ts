@@ -123,6 +123,23 @@ describe("NodeCluster", () => {
     })
   })
 
+  it("a second SIGTERM is forwarded as an escalation: the workers cut their drain, exit 125, and so does the primary", async () => {
+    await withCluster({ WORKERS: "2", TIMEOUT: "10s", WORKER_TIMEOUT: "8s" }, async ({ child, port, pids }) => {
+      const answer = get(port, "/work?ms=6000").catch((e: Error) => e)
+      await child.waitFor("working 6000 ms")
+      child.signal("SIGTERM")
+      await child.waitFor("asking 2 workers to stop")
+      await sleep(300) // past the primary's repeatWindow: a deliberate second signal
+      child.signal("SIGTERM")
+      const exit = await child.exited
+      assert.strictEqual(exit.code, 125, exit.output)
+      assert.include(exit.output, "SIGTERM forwarded by the cluster primary: forcing shutdown")
+      assert.isBelow(exit.elapsedMs, 6000, "the 6 s request was cut, not waited for")
+      await answer
+      for (const pid of pids) assert.isFalse(isAlive(pid))
+    })
+  })
+
   it("a worker whose event loop hangs: SIGKILLed at the end of the primary's budget, exit 124, nothing left", async () => {
     await withCluster({ WORKERS: "2", TIMEOUT: "3s", WORKER_TIMEOUT: "2s", HANG_WORKER_ID: "1" }, async ({ child, pids }) => {
       child.signal("SIGTERM")
