@@ -160,6 +160,14 @@ export interface Service {
   readonly leftRunningUnsafe: () => ReadonlyArray<{ readonly phase: Phase.Phase; readonly name: string }>
   /** The exit code the shutdown decided (see exitCode.ts), once the report exists. */
   readonly exitCodeUnsafe: () => number | undefined
+  /**
+   * Work this shutdown waited for did not end cleanly (a cluster worker that
+   * exited with an error, or had to be killed): end with `code` where the
+   * shutdown would otherwise end with 0. The first request wins; a forced
+   * shutdown, a spent budget or a failed program keep their own codes, and a
+   * request after the report is ignored.
+   */
+  readonly requestExitCodeUnsafe: (code: number) => void
   /** The settings the exit code is decided from. */
   readonly exitSettings: Engine.Settings
 }
@@ -346,6 +354,7 @@ const makeService = (engine: Engine.Engine): Service => {
     },
     leftRunningUnsafe: () => Engine.stillRunning(engine).map(({ name, phase }) => ({ name, phase })),
     exitCodeUnsafe: () => engine.exitCode,
+    requestExitCodeUnsafe: (code) => Engine.requestExitCode(engine, code),
     exitSettings: engine.settings
   }
 }

@@ -3,8 +3,9 @@ import { Effect, Exit, Layer, Scope } from "effect"
 import { NodeShutdown } from "../src/node/index.ts"
 
 // The one process-wide 'exit' listener that carries out a decided exit code is
-// installed once and stays, like the stdout/stderr error guards.
-const signals = ["SIGTERM", "SIGINT", "SIGHUP", "uncaughtException", "unhandledRejection"] as const
+// installed once and stays, like the stdout/stderr error guards. 'message' is
+// the IPC listener (`ipc`), added when the test runs in a forked worker.
+const signals = ["SIGTERM", "SIGINT", "SIGHUP", "uncaughtException", "unhandledRejection", "message"] as const
 const counts = () => Object.fromEntries(signals.map((s) => [s, process.listenerCount(s)]))
 
 describe("NodeShutdown.layer", () => {
@@ -19,6 +20,7 @@ describe("NodeShutdown.layer", () => {
         yield* Layer.buildWithScope(layer, scope)
         if (i === 0) {
           assert.strictEqual(process.listenerCount("SIGHUP"), before.SIGHUP! + 1)
+          if (typeof process.send === "function") assert.strictEqual(process.listenerCount("message"), before.message! + 1)
           assert.strictEqual(process.listenerCount("uncaughtException"), before.uncaughtException! + 1)
         }
         yield* Scope.close(scope, Exit.void)

@@ -217,6 +217,21 @@ describe("trigger", () => {
         assert.strictEqual((yield* t.runToReport()).exitCode, code)
       }
     }))
+
+  it.effect("work that did not end cleanly turns a 0 into the code it asks for; other codes and later requests stand", () =>
+    Effect.gen(function*() {
+      const clean = yield* TestShutdown.make()
+      clean.shutdown.triggerUnsafe({ _tag: "signal", signal: "SIGTERM" })
+      clean.shutdown.requestExitCodeUnsafe(1)
+      clean.shutdown.requestExitCodeUnsafe(124) // the first request wins
+      assert.strictEqual((yield* clean.runToReport()).exitCode, 1)
+      clean.shutdown.requestExitCodeUnsafe(7) // after the report: ignored
+      assert.strictEqual(clean.shutdown.exitCodeUnsafe(), 1)
+      const forced = yield* TestShutdown.make()
+      forced.shutdown.forceUnsafe("SIGTERM")
+      forced.shutdown.requestExitCodeUnsafe(1)
+      assert.strictEqual((yield* forced.runToReport()).exitCode, 125)
+    }))
 })
 
 describe("escalation", () => {

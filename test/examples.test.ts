@@ -24,7 +24,7 @@ const host = "127.0.0.1"
 const children = new Set<ChildProcess.Child>()
 
 const start = (example: string, env: Record<string, string> = {}) => {
-  const child = ChildProcess.spawn(path.join(examplesDir, example), { env, killAfterMs: 45_000 })
+  const child = ChildProcess.spawn(path.join(examplesDir, example), { env, killAfterMs: 65_000 })
   children.add(child)
   void child.exited.then(() => children.delete(child))
   return child
@@ -97,7 +97,8 @@ const tested = [
   "06b_worker_queue_memory.ts",
   "07_db_pool.ts",
   "08_cli_cleanup.ts",
-  "09_testing.ts"
+  "09_testing.ts",
+  "11_cluster.ts"
 ]
 
 describe("examples", { concurrent: true }, () => {
@@ -267,6 +268,35 @@ describe("examples", { concurrent: true }, () => {
     includesAll(output, ["all files written", `removed ${dir}`, "[winddown] report: completed"])
     assert.isFalse(fs.existsSync(dir), `${dir} is still there`)
   })
+
+  it("11 cluster: SIGHUP replaces both workers (new pids answer), SIGTERM stops them all, exit 0", async () => {
+    const port = await freePort()
+    const child = start("11_cluster.ts", { PORT: String(port), WORKERS: "2" })
+    const workerPids = () => Array.from(child.output().matchAll(/worker (\d+) ready on/g), (m) => Number(m[1]))
+    try {
+      await child.waitFor(/primary \d+: reload with kill -HUP \d+; stop with Ctrl\+C or kill -TERM \d+/)
+      // The primary's line names the first workers; their own lines may come later.
+      const before = /\(([\d, ]+)\)/.exec(await child.waitFor("workers ready"))![1]!.split(", ").map(Number)
+      assert.include(before, Number((await get(port, "/")).body))
+      child.signal("SIGHUP")
+      await child.waitFor(/reload complete|reload aborted/, 40_000)
+      const after = Array.from(child.output().matchAll(/replaced by (\d+)/g), (m) => Number(m[1]))
+      assert.strictEqual(after.length, 2, child.output())
+      assert.include(after, Number((await get(port, "/")).body))
+      child.signal("SIGTERM")
+      const { code, output } = await child.exited
+      assert.strictEqual(code, 0, output)
+      includesAll(output, ["reload complete", "asking 2 workers to stop (SIGTERM)", "\"cluster: stop workers\" done"])
+    } finally {
+      for (const pid of workerPids()) {
+        try {
+          process.kill(pid, "SIGKILL")
+        } catch {
+          // gone
+        }
+      }
+    }
+  }, 70_000)
 
   it("09 testing: both checks pass, exit 0", async () => {
     const { code, output } = await start("09_testing.ts").exited

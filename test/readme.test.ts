@@ -5,7 +5,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { BullWorker } from "../src/bullmq/index.ts"
 import { Budget, Drain, Health, Resource, Shutdown, ShutdownConfig, Worker } from "../src/index.ts"
-import { NodeHealth, NodeHttpDrain, NodeShutdown } from "../src/node/index.ts"
+import { NodeCluster, NodeHealth, NodeHttpDrain, NodeShutdown } from "../src/node/index.ts"
 
 const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
 
@@ -46,7 +46,8 @@ const expected: Record<string, string> = {
   reportTo: NodeShutdown.defaults.reportTo,
   watchdog: String(NodeShutdown.defaults.watchdog),
   exitGrace: NodeShutdown.defaults.exitGrace,
-  interruptProgram: "true"
+  interruptProgram: "true",
+  ipc: String(NodeShutdown.defaults.ipc)
 }
 
 describe("README", () => {
@@ -69,6 +70,7 @@ describe("README", () => {
     NodeHttpDrain: NodeHttpDrain.defaults,
     Health: Health.defaults,
     NodeHealth: NodeHealth.defaults,
+    NodeCluster: NodeCluster.defaults,
     Drain: Drain.defaults,
     Worker: Worker.defaults,
     BullWorker: BullWorker.defaults,

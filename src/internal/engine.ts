@@ -67,6 +67,8 @@ export interface Engine extends Deadline.Times {
   budgetSpent: { readonly at: number; readonly during: Phase.Status } | undefined
   /** Decided once the phases ran (see exitCode.ts). */
   exitCode: number | undefined
+  /** A code a subsystem asked for because its work did not end cleanly (the first one wins). */
+  uncleanExitCode: number | undefined
 }
 
 export const make = (budget: Budget.Budget, settings: Settings, clock: Clock.Clock): Engine => {
@@ -93,7 +95,8 @@ export const make = (budget: Budget.Budget, settings: Settings, clock: Clock.Clo
     forcedSignal: undefined,
     current: undefined,
     budgetSpent: undefined,
-    exitCode: undefined
+    exitCode: undefined,
+    uncleanExitCode: undefined
   }
 }
 
@@ -239,4 +242,14 @@ export const spendBudget = (engine: Engine): void => {
 export const decideExitCode = (engine: Engine): number =>
   engine.budgetSpent !== undefined
     ? ExitCode.atDeadline(engine.settings)
-    : ExitCode.decide(engine.settings, engine.reason ?? { _tag: "interrupted" }, engine.forcedAt !== undefined)
+    : ExitCode.decide(
+      engine.settings,
+      engine.reason ?? { _tag: "interrupted" },
+      engine.forcedAt !== undefined,
+      engine.uncleanExitCode
+    )
+
+/** Work the shutdown waited for did not end cleanly: end with `code` rather than 0 (the first request wins). */
+export const requestExitCode = (engine: Engine, code: number): void => {
+  if (engine.exitCode === undefined) engine.uncleanExitCode ??= code
+}

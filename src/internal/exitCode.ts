@@ -28,8 +28,23 @@ export const signalNumbers: Readonly<Record<string, number>> = {
 /** 128 + the signal's number: what a shell reports for a process killed by it. */
 export const conventional = (signal: string): number => 128 + (signalNumbers[signal] ?? 0)
 
-/** The code a shutdown ends with once its phases ran. */
-export const decide = (settings: Settings, reason: ShutdownReport.Reason, forced: boolean): number => {
+/**
+ * The code a shutdown ends with once its phases ran. `unclean` is a code a
+ * subsystem asked for because work the shutdown waited for did not end
+ * cleanly (a cluster worker that exited with an error, or had to be killed):
+ * it replaces a 0, never another code.
+ */
+export const decide = (
+  settings: Settings,
+  reason: ShutdownReport.Reason,
+  forced: boolean,
+  unclean?: number | undefined
+): number => {
+  const code = byReason(settings, reason, forced)
+  return code === 0 && unclean !== undefined ? unclean : code
+}
+
+const byReason = (settings: Settings, reason: ShutdownReport.Reason, forced: boolean): number => {
   if (forced) return settings.forcedExitCode
   switch (reason._tag) {
     case "signal":

@@ -13,14 +13,19 @@
  * the report is written the process exits after `exitGrace` if something
  * still keeps it alive.
  *
+ * A process with a parent on an IPC channel (PM2, a `NodeCluster` primary)
+ * also stops on the parent's message: PM2's `"shutdown"` is taken as SIGTERM
+ * (option `ipc`).
+ *
  * @since 0.1.0
  */
 import { Effect, Layer, Runtime, type Scope } from "effect"
 import * as Budget from "../Budget.ts"
-import { type Input as DurationInput } from "../internal/duration.ts"
+import { formatMillis, type Input as DurationInput } from "../internal/duration.ts"
 import * as OptionCheck from "../internal/options.ts"
 import * as Shutdown from "../Shutdown.ts"
 import * as ShutdownConfig from "../ShutdownConfig.ts"
+import * as Cluster from "./internal/cluster.ts"
 import * as Process from "./internal/process.ts"
 
 /**
@@ -86,6 +91,14 @@ export interface Options extends Omit<Shutdown.Options, "preStop"> {
    * the hard deadline.
    */
   readonly exitGrace?: DurationInput | undefined
+  /**
+   * When the process has an IPC channel (a `node:cluster` worker, a PM2 app,
+   * a forked child), listen on it: PM2's `"shutdown"` message starts the
+   * shutdown like SIGTERM, and so does a NodeCluster primary's stop message
+   * (its force message escalates). Once the shutdown is over, the channel no
+   * longer keeps the process alive.
+   */
+  readonly ipc?: boolean | undefined
 }
 
 /**
@@ -107,13 +120,14 @@ export const defaults = {
   reportSummary: false,
   reportTo: "stdout",
   watchdog: true,
-  exitGrace: "1 second"
+  exitGrace: "1 second",
+  ipc: true
 } as const
 
 const readSettings = (
   options: Options,
   logLine: (line: string) => void
-): Effect.Effect<Process.Settings, ShutdownConfig.ShutdownConfigError> =>
+): Effect.Effect<Process.Settings & { readonly ipc: boolean }, ShutdownConfig.ShutdownConfigError> =>
   OptionCheck.check(options, (c) => {
     const reportTo = c.oneOf("reportTo", options.reportTo ?? defaults.reportTo, ["stdout", "stderr", "logger"])!
     const signals = options.signals ?? defaults.signals
@@ -132,7 +146,8 @@ const readSettings = (
       watchdog: c.boolean("watchdog", options.watchdog) ?? defaults.watchdog,
       exitGraceMs: c.duration("exitGrace", options.exitGrace ?? defaults.exitGrace, { zero: true })!,
       reportTo: reportTo === "logger" ? logLine : (line: string) => Process.writeLine(reportTo, line),
-      reportStream: reportTo === "stderr" ? "stderr" : "stdout"
+      reportStream: reportTo === "stderr" ? "stderr" : "stdout",
+      ipc: c.boolean("ipc", options.ipc) ?? defaults.ipc
     }
   })
 
@@ -166,6 +181,7 @@ export const layer = (
       const settings = yield* readSettings(options, (line) =>
         Effect.runForkWith(context)(Effect.logInfo(line).pipe(Effect.annotateLogs({ event: "winddown.report" }))))
       let installed: Process.Installed | undefined
+      let listening: Cluster.Listening | undefined
       // Registered before the Shutdown so that it runs after the Shutdown's own
       // finalizer: signals keep escalating until the sequence has finished, and
       // the report is written (and the exit code set) before the program's
@@ -174,12 +190,14 @@ export const layer = (
         Effect.gen(function*() {
           if (installed === undefined) return
           installed.dispose()
+          listening?.dispose()
           if (shutdown.isShuttingDownUnsafe()) installed.reported(yield* shutdown.awaitReport)
         })
       )
       const shutdown = yield* Shutdown.makeInterrupting({ ...options, preStop: resolvePreStop(options.preStop) })
       installed = Process.install(shutdown, settings)
       const { started, reported } = installed
+      if (settings.ipc) listening = yield* listenToParent(shutdown, started)
       yield* Effect.forkDetach(Effect.andThen(shutdown.awaitStart, Effect.sync(started)))
       // Also from here: when the program hangs in its own unwinding, the
       // finalizer above never runs, and the report must still be written.
@@ -188,6 +206,47 @@ export const layer = (
       return Shutdown.toContext(shutdown)
     })
   )
+
+/**
+ * Stop and force requests from a parent (PM2, a NodeCluster primary) act like
+ * the first and the second signal, without counting as signals: a Ctrl+C that
+ * reaches this process directly as well is still one stop.
+ */
+const listenToParent = (shutdown: Shutdown.Service, started: () => void) =>
+  Effect.gen(function*() {
+    const run = Effect.runForkWith(yield* Effect.context<never>())
+    const primaryMs = Cluster.primaryTimeoutMs()
+    if (primaryMs !== undefined && shutdown.budget.timeoutMs >= primaryMs) {
+      yield* Effect.logWarning(
+        `[winddown] this worker's ${formatMillis(shutdown.budget.timeoutMs)} budget is not below its cluster primary's ${
+          formatMillis(primaryMs)
+        }: a worker that needs all of it is killed by the primary first; give the workers a smaller timeout`
+      )
+    }
+    if (Cluster.isWinddownWorker()) {
+      // Registered first, so it runs last: after every listener of this worker closed.
+      yield* shutdown.addStep("cluster: last handoff", Effect.promise(Cluster.handoffBarrier), {
+        phase: "flush",
+        timeout: "1 second"
+      })
+    }
+    return Cluster.listen((request) => {
+      if (request._tag === "force") {
+        if (shutdown.forceUnsafe(request.signal)) {
+          run(Effect.logWarning(`[winddown] ${request.signal} forwarded by the cluster primary: forcing shutdown`))
+        }
+        return
+      }
+      if (shutdown.triggerUnsafe({ _tag: "signal", signal: request.signal })) {
+        started()
+        run(Effect.logInfo(
+          request.from === "pm2"
+            ? "[winddown] PM2 asked to shut down (message \"shutdown\"): treated as SIGTERM"
+            : `[winddown] ${request.signal} forwarded by the cluster primary`
+        ))
+      }
+    })
+  })
 
 /**
  * {@link layer} with options read from the `WINDDOWN_*` environment variables

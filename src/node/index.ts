@@ -10,3 +10,5 @@ export * as NodeShutdown from "./NodeShutdown.ts"
 export * as NodeHttpDrain from "./NodeHttpDrain.ts"
 /** @since 0.1.0 */
 export * as NodeHealth from "./NodeHealth.ts"
+/** @since 0.1.0 */
+export * as NodeCluster from "./NodeCluster.ts"
