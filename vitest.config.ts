@@ -24,7 +24,10 @@ export default defineConfig({
     globalSetup: ["test/support/globalSetup.ts"],
     // Shutdown logs are the point of many tests: show them for failures only.
     silent: "passed-only",
-    testTimeout: 30_000,
-    hookTimeout: 30_000
+    // Generous: many tests start real processes (tsx compiles on start), and a
+    // loaded 2-core machine can take tens of seconds to get one to "ready".
+    // Tests wait for what they need; these limits only stop a hung test.
+    testTimeout: 120_000,
+    hookTimeout: 60_000
   }
 })
