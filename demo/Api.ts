@@ -24,7 +24,7 @@ export const routes = (jobs: Jobs, queue: Queue.Queue<string>) =>
           return badRequest(`body must be {"ms": <whole number of milliseconds, 0 to ${maxMs}>}`)
         }
         // On disk before the answer: a 202 is a promise the journal keeps.
-        const job = jobs.accept(ms)
+        const job = yield* jobs.accept(ms)
         yield* Queue.offer(queue, job.id)
         return HttpServerResponse.jsonUnsafe({ id: job.id }, { status: 202 })
       })

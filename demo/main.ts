@@ -13,6 +13,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Context, Effect, Layer, Queue } from "effect"
 import { HttpRouter } from "effect/http"
+import * as fs from "node:fs"
 import { Health, Shutdown, Worker } from "winddown"
 import { NodeHealth, NodeHttpDrain, NodeShutdown } from "winddown/node"
 import { routes } from "./Api.ts"
@@ -25,6 +26,7 @@ const say = (line: string) => Effect.logInfo(`[demo] ${line}`)
 const main = Effect.gen(function*() {
   const config = yield* DemoConfig.load
   // A cleanup step: the journal closes after the jobs drained.
+  yield* Effect.sync(() => fs.mkdirSync(config.dataDir, { recursive: true }))
   const journal = yield* Shutdown.acquireRelease("close journal", Journal.open(config.dataDir), (j) => j.close)
   for (const warning of journal.warnings) yield* Effect.logWarning(`[demo] ${warning}`)
   const jobs = Jobs.make(journal)
@@ -52,7 +54,7 @@ const main = Effect.gen(function*() {
   yield* Health.markStarted
   const { port } = Context.get(http, NodeHttpDrain.Server)
   const counts = jobs.counts()
-  yield* say(`listening on http://localhost:${port} (pid ${process.pid}); journal ${journal.file}: ${counts.pending} pending, ${counts.done} done`)
+  yield* say(`listening on http://localhost:${port} (pid ${process.pid}); ${journal.description}: ${counts.pending} pending, ${counts.done} done`)
   yield* say(`try:  curl -X POST localhost:${port}/jobs -d '{"ms":3000}'   then   curl localhost:${port}/jobs/<id>`)
   yield* say(`stop: Ctrl+C, or kill -TERM ${process.pid}`)
   return yield* Effect.never
