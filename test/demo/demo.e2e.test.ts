@@ -97,18 +97,21 @@ describe("demo service end to end", () => {
     assert.strictEqual(code, 0, output)
   }, 90_000)
 
-  it("a bad setting stops it at startup with the variable named, before it listens", async () => {
-    for (const [env, message] of [
+  it("issue 12 #5: a bad setting stops it at startup with one line naming the variable, exit 78, before it listens", async () => {
+    const cases = [
       [{ PORT: "abc" }, `PORT="abc": expected a whole number from 0 to 65535`],
+      [{ PORT: "" }, `PORT="": expected a whole number from 0 to 65535 (it is set but empty: unset it for the default, 3000)`],
       [{ WORKERS: "0" }, `WORKERS="0": expected a whole number from 1 to 256`],
-      [{ WINDDOWN_TIMEOUT: "25" }, `WINDDOWN_TIMEOUT="25": expected a duration with a unit`]
-    ] as const) {
+      [{ WINDDOWN_TIMEOUT: "25" }, `WINDDOWN_TIMEOUT="25": expected a duration with a unit, like 25s or 500ms`]
+    ] as const
+    await Promise.all(cases.map(async ([env, message]) => {
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "winddown-demo-bad-"))
       const exit = await ChildProcess.spawn(demo, { env: { DATA_DIR: dataDir, ...env } }).exited
-      assert.strictEqual(exit.code, 1, exit.output)
-      assert.include(exit.output, message)
-      assert.notInclude(exit.output, "listening on")
-    }
+      assert.strictEqual(exit.code, 78, exit.output)
+      assert.strictEqual(exit.output, `[demo] refused to start: ${message}\n`)
+      // Refused before it touched its data.
+      assert.deepStrictEqual(fs.readdirSync(dataDir), [])
+    }))
   }, 60_000)
 
   it("SIGTERM at random moments: every acknowledged job completes exactly once", async () => {
