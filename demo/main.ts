@@ -8,9 +8,9 @@
  *   node --import tsx demo/main.ts --check    (validate the settings and exit)
  *
  * It starts in this order, and refuses at the first problem with one line and
- * an exit code (README, "Operating it"): the settings, the data directory, the
- * journal; then the service, whose listeners are bound before any worker takes
- * a job.
+ * an exit code (README, "Operating it"): the settings, the data directory and
+ * its lock (one instance per directory), the journal, the ports; then the
+ * service, whose listeners are bound before any worker takes a job.
  *
  * Jobs are journaled (fsync) before the 202; workers take pending jobs; on
  * SIGTERM readiness goes off, the listener closes, requests and jobs drain
@@ -85,13 +85,19 @@ const main = Effect.gen(function*() {
   if (process.argv.includes("--check")) {
     return yield* Effect.sync(() => void process.stdout.write("[demo] settings ok\n"))
   }
+  const dir = yield* DataDir.prepare(config.dataDir)
+  // Released last, after the shutdown below has finished with the journal.
+  yield* DataDir.lock(dir, config.dataDir)
   // The journal opens before the Shutdown and closes in its cleanup phase
   // (or here, if the start fails).
-  const dir = yield* DataDir.prepare(config.dataDir)
   const journal = yield* Effect.acquireRelease(
     Effect.mapError(Journal.open(dir), (e) => new Refusal({ reason: "journal", message: e.message })),
     (j) => j.close
   )
+  // A port in use (or a HOST that is not ours) refuses now, with one line,
+  // rather than in the middle of a started service.
+  yield* Listen.probe("PORT", config.host, config.port)
+  if (config.healthPort !== undefined) yield* Listen.probe("HEALTH_PORT", config.host, config.healthPort)
   return yield* serve(config, journal).pipe(
     Effect.provide(Health.layer()),
     Effect.provide(NodeShutdown.layerConfig(DemoConfig.shutdownDefaults)),

@@ -1,14 +1,14 @@
 /**
  * Helpers for tests that run the demo service as a real process: start it on a
  * free port with its own data directory, talk to it, and make sure every
- * child started is gone when the test ends (`stopAll` in `afterEach`), also
- * when the test failed.
+ * child a test started is gone when that test ends, also when it failed.
  */
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import { onTestFinished } from "vitest"
 import { ChildProcess } from "../../src/testing/index.ts"
 
 export const root = path.join(import.meta.dirname, "..", "..")
@@ -16,43 +16,48 @@ export const demoMain = path.join(root, "demo", "main.ts")
 
 export const tempDir = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), `winddown-${prefix}-`))
 
-const running = new Set<ChildProcess.Child>()
-
-/** Track a child so that {@link stopAll} kills it if the test leaves it running. */
-export const track = (child: ChildProcess.Child): ChildProcess.Child => {
-  running.add(child)
-  void child.exited.then(() => running.delete(child))
-  return child
-}
-
-/** SIGKILL every child still running (call from `afterEach`). */
-export const stopAll = async () => {
-  const left = [...running]
-  for (const child of left) {
-    try {
-      process.kill(child.pid, "SIGKILL")
-    } catch {
-      // gone already
-    }
-  }
-  await Promise.all(left.map((c) => c.exited))
-}
-
-export const spawnDemo = (env: Readonly<Record<string, string>>, args: ReadonlyArray<string> = []) =>
-  track(ChildProcess.spawn(demoMain, { env: { HOST: "127.0.0.1", WINDDOWN_TIMEOUT: "5s", ...env }, args, killAfterMs: 90_000 }))
-
 export interface Running {
   readonly child: ChildProcess.Child
   readonly port: number
   readonly base: string
 }
 
-/** Start the demo on a free port (`PORT=0` unless given) and wait until it listens. */
-export const startDemo = async (dataDir: string, env: Readonly<Record<string, string>> = {}): Promise<Running> => {
-  const child = spawnDemo({ PORT: "0", DATA_DIR: dataDir, WORKERS: "2", ...env })
-  const line = await child.waitFor(/listening on http:\/\/localhost:\d+/, 45_000)
-  const port = Number(/localhost:(\d+)/.exec(line)![1])
-  return { child, port, base: `http://127.0.0.1:${port}` }
+/**
+ * The children of one test: everything started through it is SIGKILLed when
+ * the test ends, passed or failed (tests may run concurrently, each with its own).
+ */
+export const session = () => {
+  const running = new Set<ChildProcess.Child>()
+  const track = (child: ChildProcess.Child) => {
+    running.add(child)
+    void child.exited.then(() => running.delete(child))
+    return child
+  }
+  onTestFinished(async () => {
+    const left = [...running]
+    for (const child of left) {
+      try {
+        process.kill(child.pid, "SIGKILL")
+      } catch {
+        // gone already
+      }
+    }
+    await Promise.all(left.map((c) => c.exited))
+  })
+  /** `node --import tsx file` (a fixture), tracked. */
+  const spawn = (file: string, options: ChildProcess.SpawnOptions = {}) =>
+    track(ChildProcess.spawn(file, { killAfterMs: 90_000, ...options }))
+  /** The demo with `env` (HOST=127.0.0.1 and a 5 s budget unless given), tracked. */
+  const spawnDemo = (env: Readonly<Record<string, string>>, args: ReadonlyArray<string> = []) =>
+    spawn(demoMain, { env: { HOST: "127.0.0.1", WINDDOWN_TIMEOUT: "5s", ...env }, args })
+  /** Start the demo on a free port (`PORT=0` unless given) and wait until it listens. */
+  const startDemo = async (dataDir: string, env: Readonly<Record<string, string>> = {}): Promise<Running> => {
+    const child = spawnDemo({ PORT: "0", DATA_DIR: dataDir, WORKERS: "2", ...env })
+    const line = await child.waitFor(/listening on http:\/\/localhost:\d+/, 45_000)
+    const port = Number(/localhost:(\d+)/.exec(line)![1])
+    return { child, port, base: `http://127.0.0.1:${port}` }
+  }
+  return { spawn, spawnDemo, startDemo }
 }
 
 /** Stop with SIGTERM and return how it ended. */
