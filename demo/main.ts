@@ -19,9 +19,10 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { ConfigProvider, Context, Effect, Layer, Queue } from "effect"
 import { HttpRouter } from "effect/http"
+import * as http from "node:http"
 import { Health, Shutdown, Worker } from "winddown"
 import { NodeHealth, NodeHttpDrain, NodeShutdown } from "winddown/node"
-import { routes } from "./Api.ts"
+import { limits, routes } from "./Api.ts"
 import * as DemoConfig from "./Config.ts"
 import * as DataDir from "./DataDir.ts"
 import * as Jobs from "./Jobs.ts"
@@ -34,6 +35,14 @@ const say = (line: string) => Effect.logInfo(`[demo] ${line}`)
 /** Errors the library reports for `WINDDOWN_*` become refusals too: one line, exit 78. */
 const fromLibrary = <E extends { readonly _tag: string; readonly message: string }>(e: E): E | Refusal =>
   e._tag === "ShutdownConfigError" || e._tag === "BudgetError" ? new Refusal({ reason: "setting", message: e.message }) : e
+
+const createServer = () =>
+  http.createServer({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // How often Node checks those two timeouts (its default is 30 s).
+    connectionsCheckingInterval: 1_000
+  })
 
 /** The service itself, inside the Shutdown: everything it starts is drained and closed in order. */
 const serve = (config: DemoConfig.DemoConfig, journal: Journal.Journal) =>
@@ -51,7 +60,8 @@ const serve = (config: DemoConfig.DemoConfig, journal: Journal.Journal) =>
     const server = yield* Layer.build(
       NodeHttpDrain.layer(HttpRouter.serve(routes(jobs, queue), { disableListenLog: true, disableLogger: true }), {
         port: config.port,
-        host: config.host
+        host: config.host,
+        createServer
       })
     ).pipe(
       Effect.mapError((e) => e._tag === "ServeError" ? Listen.refusal("PORT", config.host, config.port, e.cause) : e)

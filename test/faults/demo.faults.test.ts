@@ -4,6 +4,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as path from "node:path"
 import { holdPort, lines, postJob, request, session, stopDemo, tempDir } from "../support/demo.ts"
 
@@ -120,5 +121,94 @@ describe("one instance per data directory", () => {
     } finally {
       await held.close()
     }
+  }, 90_000)
+})
+
+/** Send `head` on a raw socket, then nothing more; resolves with what the server said and when it closed. */
+const rawRequest = (port: number, head: string) =>
+  new Promise<{ readonly reply: string; readonly afterMs: number }>((resolve, reject) => {
+    const started = Date.now()
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(head))
+    let reply = ""
+    socket.on("data", (d) => (reply += d.toString("latin1")))
+    socket.on("error", reject)
+    socket.on("close", () => resolve({ reply, afterMs: Date.now() - started }))
+  })
+
+describe("hostile requests", () => {
+  it("issue 12 #6: bodies, queries, methods and paths the API does not accept are refused with a clear status and a one-line JSON error; nothing is accepted by mistake", async () => {
+    const { startDemo } = session()
+    const dataDir = tempDir("faults-hostile")
+    const demo = await startDemo(dataDir)
+    const post = (body: string | Buffer, headers: Record<string, string> = {}) =>
+      request(demo.port, { method: "POST", path: "/jobs", body, headers })
+    // A slow client (the head, then half its body, then nothing) runs alongside the others.
+    const slow = rawRequest(demo.port, "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{\"ms\":")
+    const refusals: Array<[string, Promise<Awaited<ReturnType<typeof request>>>, number, string?]> = [
+      ["20 KiB body", post(JSON.stringify({ ms: 5, pad: "x".repeat(20_000) })), 413],
+      ["10 MB body", post(Buffer.alloc(10_000_000, 32)), 413],
+      ["20 KiB chunked body (no Content-Length)", post(Buffer.alloc(20_000, 32), { "transfer-encoding": "chunked" }), 413],
+      ["not JSON", post("nope"), 400],
+      ["empty body", post(""), 400],
+      ["truncated JSON", post(`{"ms":`), 400],
+      ["ms a string", post(`{"ms":"banana"}`), 400],
+      ["ms a numeric string", post(`{"ms":"5"}`), 400],
+      ["ms missing", post(`{}`), 400],
+      ["ms null", post(`{"ms":null}`), 400],
+      ["ms negative", post(`{"ms":-1}`), 400],
+      ["ms a fraction", post(`{"ms":1.5}`), 400],
+      ["ms above the limit", post(`{"ms":600001}`), 400],
+      ["ms 1e15", post(`{"ms":1e15}`), 400],
+      ["an array", post(`[{"ms":5}]`), 400],
+      ["a number", post(`5`), 400],
+      ["null", post(`null`), 400],
+      ["ms=", request(demo.port, { path: "/work?ms=" }), 400],
+      ["ms=%20", request(demo.port, { path: "/work?ms=%20" }), 400],
+      ["ms=0x10", request(demo.port, { path: "/work?ms=0x10" }), 400],
+      ["ms=1e3", request(demo.port, { path: "/work?ms=1e3" }), 400],
+      ["ms=-1", request(demo.port, { path: "/work?ms=-1" }), 400],
+      ["ms=1.5", request(demo.port, { path: "/work?ms=1.5" }), 400],
+      ["ms above the limit", request(demo.port, { path: "/work?ms=60001" }), 400],
+      ["ms twice", request(demo.port, { path: "/work?ms=1&ms=2" }), 400],
+      ["DELETE /jobs", request(demo.port, { method: "DELETE", path: "/jobs" }), 405, "GET, HEAD, POST"],
+      ["PUT /work", request(demo.port, { method: "PUT", path: "/work" }), 405, "GET, HEAD"],
+      ["POST /jobs/<id>", request(demo.port, { method: "POST", path: "/jobs/abc", body: "{}" }), 405, "GET, HEAD"],
+      ["POST /readyz", request(demo.port, { method: "POST", path: "/readyz" }), 405, "GET, HEAD"],
+      ["unknown path", request(demo.port, { path: "/nope" }), 404],
+      ["unknown nested path", request(demo.port, { path: "/jobs/a/b" }), 404],
+      ["a very long path", request(demo.port, { path: `/${"x".repeat(5000)}` }), 404],
+      ["unknown job", request(demo.port, { path: "/jobs/nope" }), 404],
+      ["a job id that is too long", request(demo.port, { path: `/jobs/${"x".repeat(500)}` }), 404]
+    ]
+    const answers = await Promise.all(refusals.map(([, answer]) => answer))
+    refusals.forEach(([name, , status, allow], i) => {
+      const answer = answers[i]!
+      assert.strictEqual(answer.status, status, `${name}: ${answer.status} ${answer.text}`)
+      assert.strictEqual(answer.headers["content-type"], "application/json", name)
+      assert.isString(answer.json?.error, `${name}: ${answer.text}`)
+      assert.notInclude(answer.json.error, "\n", name)
+      assert.isBelow(answer.json.error.length, 200, name)
+      if (allow !== undefined) assert.strictEqual(answer.headers.allow, allow, name)
+    })
+    assert.strictEqual(answers[0]!.json.error, "body larger than 16384 bytes")
+    assert.strictEqual(answers[6]!.json.error, `body is not {"ms": <whole number from 0 to 600000>}: ms: Expected number`)
+
+    // Good requests still work, and only they were accepted.
+    const good = await postJob(demo.port, 5)
+    assert.strictEqual(good.status, 202, good.text)
+    assert.deepStrictEqual((await request(demo.port, { path: "/work?ms=0" })).json, { worked: 0 })
+    assert.deepStrictEqual((await request(demo.port, { path: "/work" })).json, { worked: 100 })
+    assert.strictEqual((await request(demo.port, { method: "HEAD", path: "/jobs" })).status, 200)
+    const counts = (await request(demo.port, { path: "/jobs" })).json
+    assert.strictEqual(counts.pending + counts.running + counts.done, 1, JSON.stringify(counts))
+
+    // Node ends the slow request after the request timeout, with 408, and closes the socket.
+    const { reply } = await slow
+    assert.match(reply, /^HTTP\/1\.1 408 /)
+    assert.strictEqual((await request(demo.port, { path: "/readyz" })).status, 200)
+    const exit = await stopDemo(demo)
+    assert.strictEqual(exit.code, 0, exit.output)
+    const accepted = fs.readFileSync(path.join(dataDir, "journal.jsonl"), "utf8").split("\n").filter((l) => l.includes(`"accepted"`))
+    assert.deepStrictEqual(accepted.map((l) => JSON.parse(l).id), [good.json.id])
   }, 90_000)
 })
