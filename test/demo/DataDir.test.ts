@@ -4,90 +4,91 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as DataDir from "../../demo/DataDir.ts"
+import * as InstanceLock from "../../demo/InstanceLock.ts"
 
 const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "winddown-datadir-"))
-const lockFile = (dir: string) => path.join(dir, DataDir.lockName)
+const lockFile = (dir: string) => path.join(dir, InstanceLock.lockName)
 
-const id = (pid: number, token: string): DataDir.Identity => ({ pid, token, started: "-" })
+const id = (pid: number, token: string): InstanceLock.Identity => ({ pid, token, started: "-" })
 const a = id(101, "aaaa")
 const b = id(102, "bbbb")
 const c = id(103, "cccc")
 
 /** A world where the listed identities run and every other one is dead. */
-const aliveOnly = (...running: Array<DataDir.Identity>) => (holder: DataDir.Identity) =>
+const aliveOnly = (...running: Array<InstanceLock.Identity>) => (holder: InstanceLock.Identity) =>
   running.some((r) => r.token === holder.token)
 
 describe("demo data directory lock", () => {
   it("the holder is the first line's, then the first claim against each holder in turn", () => {
-    assert.deepStrictEqual(DataDir.holderOf("holder 101 aaaa -\n"), a)
-    assert.deepStrictEqual(DataDir.holderOf("holder 101 aaaa -\ntakeover aaaa 102 bbbb -\ntakeover aaaa 103 cccc -\n"), b)
+    assert.deepStrictEqual(InstanceLock.holderOf("holder 101 aaaa -\n"), a)
+    assert.deepStrictEqual(InstanceLock.holderOf("holder 101 aaaa -\ntakeover aaaa 102 bbbb -\ntakeover aaaa 103 cccc -\n"), b)
     assert.deepStrictEqual(
-      DataDir.holderOf("holder 101 aaaa -\ntakeover aaaa 102 bbbb -\ntakeover bbbb 103 cccc -\n"),
+      InstanceLock.holderOf("holder 101 aaaa -\ntakeover aaaa 102 bbbb -\ntakeover bbbb 103 cccc -\n"),
       c
     )
     // An incomplete last line (a claim being written) does not count yet.
-    assert.deepStrictEqual(DataDir.holderOf("holder 101 aaaa -\ntakeover aaaa 102 bb"), a)
+    assert.deepStrictEqual(InstanceLock.holderOf("holder 101 aaaa -\ntakeover aaaa 102 bb"), a)
     // Garbage: an unknown holder, dead, whose lock is taken over by claims against "-".
-    assert.strictEqual(DataDir.holderOf("").token, "-")
-    assert.strictEqual(DataDir.holderOf("rubbish\n").token, "-")
-    assert.deepStrictEqual(DataDir.holderOf("rubbish\ntakeover - 102 bbbb -\n"), b)
+    assert.strictEqual(InstanceLock.holderOf("").token, "-")
+    assert.strictEqual(InstanceLock.holderOf("rubbish\n").token, "-")
+    assert.deepStrictEqual(InstanceLock.holderOf("rubbish\ntakeover - 102 bbbb -\n"), b)
   })
 
   it("a free directory: the lock is created whole; released, it is gone", () => {
     const dir = tempDir()
-    assert.deepStrictEqual(DataDir.acquireSync(dir, a, aliveOnly(a)).holder, a)
+    assert.deepStrictEqual(InstanceLock.acquireSync(dir, a, aliveOnly(a)).holder, a)
     assert.strictEqual(fs.readFileSync(lockFile(dir), "utf8"), "holder 101 aaaa -\n")
-    assert.deepStrictEqual(fs.readdirSync(dir), [DataDir.lockName])
-    DataDir.releaseSync(dir, b)
+    assert.deepStrictEqual(fs.readdirSync(dir), [InstanceLock.lockName])
+    InstanceLock.releaseSync(dir, b)
     assert.isTrue(fs.existsSync(lockFile(dir)), "released by someone who does not hold it")
-    DataDir.releaseSync(dir, a)
+    InstanceLock.releaseSync(dir, a)
     assert.deepStrictEqual(fs.readdirSync(dir), [])
   })
 
   it("held by a live process: refused, naming it; the file is untouched", () => {
     const dir = tempDir()
-    DataDir.acquireSync(dir, a, aliveOnly(a))
-    assert.deepStrictEqual(DataDir.acquireSync(dir, b, aliveOnly(a, b)).holder, a)
+    InstanceLock.acquireSync(dir, a, aliveOnly(a))
+    assert.deepStrictEqual(InstanceLock.acquireSync(dir, b, aliveOnly(a, b)).holder, a)
     assert.strictEqual(fs.readFileSync(lockFile(dir), "utf8"), "holder 101 aaaa -\n")
   })
 
   it("held by a dead process: taken over, by appending a claim", () => {
     const dir = tempDir()
-    DataDir.acquireSync(dir, a, aliveOnly(a))
-    assert.deepStrictEqual(DataDir.acquireSync(dir, b, aliveOnly(b)).holder, b)
+    InstanceLock.acquireSync(dir, a, aliveOnly(a))
+    assert.deepStrictEqual(InstanceLock.acquireSync(dir, b, aliveOnly(b)).holder, b)
     assert.strictEqual(fs.readFileSync(lockFile(dir), "utf8"), "holder 101 aaaa -\ntakeover aaaa 102 bbbb -\n")
     // and b is now the one a third starter sees
-    assert.deepStrictEqual(DataDir.acquireSync(dir, c, aliveOnly(b, c)).holder, b)
-    DataDir.releaseSync(dir, b)
+    assert.deepStrictEqual(InstanceLock.acquireSync(dir, c, aliveOnly(b, c)).holder, b)
+    InstanceLock.releaseSync(dir, b)
     assert.isFalse(fs.existsSync(lockFile(dir)))
   })
 
   it("two starters racing for one stale lock: the first claim wins, the second sees it alive", () => {
     const dir = tempDir()
-    DataDir.acquireSync(dir, a, aliveOnly(a))
+    InstanceLock.acquireSync(dir, a, aliveOnly(a))
     // b read the stale lock and wrote its claim just before c does the same.
     fs.appendFileSync(lockFile(dir), "takeover aaaa 102 bbbb -\n")
-    assert.deepStrictEqual(DataDir.acquireSync(dir, c, aliveOnly(b, c)).holder, b)
+    assert.deepStrictEqual(InstanceLock.acquireSync(dir, c, aliveOnly(b, c)).holder, b)
     // had b died since, c takes over from b (not from a)
-    assert.deepStrictEqual(DataDir.acquireSync(dir, c, aliveOnly(c)).holder, c)
-    assert.deepStrictEqual(DataDir.holderOf(fs.readFileSync(lockFile(dir), "utf8")), c)
+    assert.deepStrictEqual(InstanceLock.acquireSync(dir, c, aliveOnly(c)).holder, c)
+    assert.deepStrictEqual(InstanceLock.holderOf(fs.readFileSync(lockFile(dir), "utf8")), c)
   })
 
   it("a lock file that is garbage is taken over", () => {
     const dir = tempDir()
     fs.writeFileSync(lockFile(dir), "who knows\n")
-    assert.deepStrictEqual(DataDir.acquireSync(dir, a, aliveOnly(a)).holder, a)
+    assert.deepStrictEqual(InstanceLock.acquireSync(dir, a, aliveOnly(a)).holder, a)
   })
 
   it("liveness: this process is alive, an exited one is not, our own pid with another token is an earlier life", () => {
-    const me = DataDir.self()
-    const other = { ...DataDir.self(), pid: process.ppid, started: DataDir.startTimeOf(process.ppid) }
-    assert.isTrue(DataDir.isAlive(other, me))
-    assert.isFalse(DataDir.isAlive({ ...me, token: "0000" }, me))
-    assert.isFalse(DataDir.isAlive(id(2 ** 30, "dead"), me))
-    assert.isFalse(DataDir.isAlive({ pid: 0, token: "-", started: "-" }, me))
+    const me = InstanceLock.self()
+    const other = { ...InstanceLock.self(), pid: process.ppid, started: InstanceLock.startTimeOf(process.ppid) }
+    assert.isTrue(InstanceLock.isAlive(other, me))
+    assert.isFalse(InstanceLock.isAlive({ ...me, token: "0000" }, me))
+    assert.isFalse(InstanceLock.isAlive(id(2 ** 30, "dead"), me))
+    assert.isFalse(InstanceLock.isAlive({ pid: 0, token: "-", started: "-" }, me))
     // A live pid whose start time differs was reused by another process: the holder is gone.
-    if (other.started !== "-") assert.isFalse(DataDir.isAlive({ ...other, started: "1" }, me))
+    if (other.started !== "-") assert.isFalse(InstanceLock.isAlive({ ...other, started: "1" }, me))
   })
 
   it.effect("lock: held until the scope closes; a second lock in the same directory is refused with one line", () =>
@@ -97,8 +98,8 @@ describe("demo data directory lock", () => {
       yield* Scope.provide(DataDir.lock(dir, "./data"), scope)
       assert.isTrue(fs.existsSync(lockFile(dir)))
       // Our own pid with another token would count as an earlier life: pretend to be another process.
-      const holder = DataDir.holderOf(fs.readFileSync(lockFile(dir), "utf8"))
-      fs.writeFileSync(lockFile(dir), `holder ${process.ppid} ${holder.token} ${DataDir.startTimeOf(process.ppid)}\n`)
+      const holder = InstanceLock.holderOf(fs.readFileSync(lockFile(dir), "utf8"))
+      fs.writeFileSync(lockFile(dir), `holder ${process.ppid} ${holder.token} ${InstanceLock.startTimeOf(process.ppid)}\n`)
       const refused = yield* Effect.flip(Effect.scoped(DataDir.lock(dir, "./data")))
       assert.strictEqual(refused.reason, "inUse")
       assert.strictEqual(
