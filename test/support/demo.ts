@@ -3,12 +3,12 @@
  * free port with its own data directory, talk to it, and make sure every
  * child a test started is gone when that test ends, also when it failed.
  */
+import { spawn as spawnProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { onTestFinished } from "vitest"
 import { ChildProcess } from "../../src/testing/index.ts"
 
 export const root = path.join(import.meta.dirname, "..", "..")
@@ -23,10 +23,31 @@ export interface Running {
 }
 
 /**
- * The children of one test: everything started through it is SIGKILLed when
- * the test ends, passed or failed (tests may run concurrently, each with its own).
+ * At most this many demos load at once, across concurrent tests: loading
+ * (tsx, effect) is what costs CPU, and on a loaded 2-core machine a dozen at
+ * once would each take longer than a test wants to wait.
  */
-export const session = () => {
+const startSlots = { free: 2, waiting: [] as Array<() => void> }
+
+/** Run `f` (which starts a process and resolves once it has loaded or exited) in a start slot. */
+export const inStartSlot = async <A>(f: () => Promise<A>): Promise<A> => {
+  if (startSlots.free > 0) startSlots.free--
+  else await new Promise<void>((resolve) => startSlots.waiting.push(resolve))
+  try {
+    return await f()
+  } finally {
+    const next = startSlots.waiting.shift()
+    if (next) next()
+    else startSlots.free++
+  }
+}
+
+/**
+ * The children of one test: everything started through it is SIGKILLed when
+ * the test ends, passed or failed. Pass the test context's `onTestFinished`
+ * (tests run concurrently, each with its own children).
+ */
+export const session = (onTestFinished: (f: () => Promise<void>) => void) => {
   const running = new Set<ChildProcess.Child>()
   const track = (child: ChildProcess.Child) => {
     running.add(child)
@@ -51,13 +72,76 @@ export const session = () => {
   const spawnDemo = (env: Readonly<Record<string, string>>, args: ReadonlyArray<string> = []) =>
     spawn(demoMain, { env: { HOST: "127.0.0.1", WINDDOWN_TIMEOUT: "5s", ...env }, args })
   /** Start the demo on a free port (`PORT=0` unless given) and wait until it listens. */
-  const startDemo = async (dataDir: string, env: Readonly<Record<string, string>> = {}): Promise<Running> => {
-    const child = spawnDemo({ PORT: "0", DATA_DIR: dataDir, WORKERS: "2", ...env })
-    const line = await child.waitFor(/listening on http:\/\/localhost:\d+/, 45_000)
-    const port = Number(/localhost:(\d+)/.exec(line)![1])
-    return { child, port, base: `http://127.0.0.1:${port}` }
+  const startDemo = (dataDir: string, env: Readonly<Record<string, string>> = {}): Promise<Running> =>
+    inStartSlot(async () => {
+      const child = spawnDemo({ PORT: "0", DATA_DIR: dataDir, WORKERS: "2", ...env })
+      const port = await listeningPort(child)
+      return { child, port, base: `http://127.0.0.1:${port}` }
+    })
+  /** Run the demo with `env` until it exits (a refused start), in a start slot. */
+  const runDemo = (env: Readonly<Record<string, string>>, args: ReadonlyArray<string> = []) =>
+    inStartSlot(() => spawnDemo(env, args).exited)
+  /**
+   * The demo under a file size limit (`ulimit -f`): writes beyond `bytes` fail
+   * with EFBIG, the way they fail with ENOSPC on a full disk.
+   */
+  const spawnDemoWithFileLimit = (bytes: number, env: Readonly<Record<string, string>>) =>
+    track(spawnShell(`ulimit -f ${Math.ceil(bytes / 512)} && exec "${process.execPath}" --import tsx "${demoMain}"`, {
+      HOST: "127.0.0.1",
+      WINDDOWN_TIMEOUT: "5s",
+      ...env
+    }))
+  return { spawn, spawnDemo, startDemo, runDemo, spawnDemoWithFileLimit }
+}
+
+/** Waits for the port a started demo printed. */
+export const listeningPort = async (child: ChildProcess.Child) =>
+  Number(/localhost:(\d+)/.exec(await child.waitFor(/listening on http:\/\/localhost:\d+/, 60_000))![1])
+
+/** `sh -c command` (which must `exec` node) with the `ChildProcess.Child` interface. */
+const spawnShell = (command: string, env: Readonly<Record<string, string>>): ChildProcess.Child => {
+  const started = performance.now()
+  let output = ""
+  let done: ChildProcess.Exited | undefined
+  const listeners = new Set<() => void>()
+  // sh's ulimit -f counts 512-byte blocks.
+  const child = spawnProcess("sh", ["-c", command], {
+    cwd: root,
+    env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  const append = (chunk: Buffer) => {
+    output += chunk.toString("utf8")
+    for (const l of listeners) l()
   }
-  return { spawn, spawnDemo, startDemo }
+  child.stdout!.on("data", append)
+  child.stderr!.on("data", append)
+  const guard = setTimeout(() => child.kill("SIGKILL"), 90_000)
+  const exited = new Promise<ChildProcess.Exited>((resolve) =>
+    child.on("close", (code, signal) => {
+      clearTimeout(guard)
+      done = { code, signal, output, elapsedMs: performance.now() - started }
+      for (const l of listeners) l()
+      resolve(done)
+    })
+  )
+  const waitFor = (pattern: RegExp | string, timeoutMs = 20_000) =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        const found = output.split("\n").find((l) => typeof pattern === "string" ? l.includes(pattern) : pattern.test(l))
+        if (found !== undefined) return finish(() => resolve(found))
+        if (done !== undefined) return finish(() => reject(new Error(`exited before printing ${pattern}:\n${output}`)))
+      }
+      const timer = setTimeout(() => finish(() => reject(new Error(`no ${pattern} after ${timeoutMs} ms:\n${output}`))), timeoutMs)
+      const finish = (f: () => void) => {
+        clearTimeout(timer)
+        listeners.delete(check)
+        f()
+      }
+      listeners.add(check)
+      check()
+    })
+  return { pid: child.pid!, output: () => output, waitFor, signal: (s) => void child.kill(s), exited }
 }
 
 /** Stop with SIGTERM and return how it ended. */
