@@ -58,7 +58,7 @@ export const lock = (dir: string, shown = dir): Effect.Effect<void, Refusal, Sco
       try {
         holder = acquireSync(dir, me).holder
       } catch (e) {
-        return Effect.fail(setting(variable, shown, `cannot create files in ${dir} (${codeOf(e)})`))
+        return Effect.fail(setting(variable, shown, `cannot create its lock in ${dir} (${codeOf(e)})`))
       }
       if (holder.token === me.token) return Effect.sync(() => removeLeftovers(dir))
       return Effect.fail(

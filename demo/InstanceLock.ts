@@ -33,7 +33,7 @@ export interface Identity {
 
 const unknownHolder: Identity = { pid: 0, token: "-", started: "-" }
 
-export const codeOf = (e: unknown) => (e as NodeJS.ErrnoException | undefined)?.code ?? String(e)
+export const codeOf = (e: unknown) => (e as NodeJS.ErrnoException | undefined)?.code ?? (e instanceof Error ? e.message : String(e))
 
 /** The start time of a process (clock ticks since boot), Linux only; "-" when unknown. */
 export const startTimeOf = (pid: number): string => {
