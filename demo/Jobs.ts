@@ -1,5 +1,5 @@
 /**
- * Jobs of the demo: their state is whatever the journal says, so a restart
+ * Jobs of the demo: their state is whatever their store (the journal) says, so a restart
  * (after SIGTERM or SIGKILL) rebuilds it exactly. A job runs in 50 ms slices;
  * asked to wrap up (the drain's soft deadline) or interrupted (its hard
  * deadline), it writes a checkpoint and goes back to pending, to resume after
@@ -9,7 +9,7 @@
  */
 import { Effect } from "effect"
 import { Drain, Worker } from "winddown"
-import type { Entry, Journal } from "./Journal.ts"
+import type { Entry, JobStore, JobStoreError } from "./JobStore.ts"
 
 export type State = "pending" | "running" | "done"
 
@@ -26,7 +26,8 @@ export interface Job {
 
 export interface Jobs {
   readonly get: (id: string) => Job | undefined
-  readonly accept: (ms: number) => Job
+  /** Record the job durably, then hold it; fails (nothing promised) when the store cannot record it. */
+  readonly accept: (ms: number) => Effect.Effect<Job, JobStoreError>
   readonly pending: () => ReadonlyArray<Job>
   readonly counts: () => Record<State, number>
   /** The worker's unit of work; returns Worker.Requeue when it checkpointed instead of finishing. */
@@ -53,7 +54,7 @@ export const replay = (entries: ReadonlyArray<Entry>): Map<string, Job> => {
       job.runs++
       job.state = job.state === "done" ? "done" : "running"
     } else if (e.t === "checkpointed") {
-      job.progressMs = e.progressMs
+      job.progressMs = Math.min(e.progressMs, job.ms)
       if (job.state !== "done") job.state = "pending"
     } else {
       job.completions++
@@ -69,23 +70,33 @@ export const replay = (entries: ReadonlyArray<Entry>): Map<string, Job> => {
 let sequence = 0
 const newId = () => `${Date.now().toString(36)}-${process.pid.toString(36)}-${(sequence++).toString(36)}`
 
-export const make = (journal: Journal): Jobs => {
-  const jobs = replay(journal.entries)
+/**
+ * A line the worker writes about a job it already holds. When it cannot be
+ * recorded (disk full) the work goes on: the job's acceptance is on disk, so
+ * the worst case is running it again after a restart.
+ */
+const note = (store: JobStore, entry: Entry) =>
+  store.append(entry).pipe(
+    Effect.catch((e) => Effect.logWarning(`[demo] job ${entry.id}: could not record "${entry.t}" (${e.message}); it may run again after a restart`))
+  )
+
+export const make = (store: JobStore): Jobs => {
+  const jobs = replay(store.entries)
   const run = (id: string) =>
     Effect.suspend(() => {
       const job = jobs.get(id)
       if (job === undefined || job.state !== "pending") return Effect.void
       job.state = "running"
       job.runs++
-      journal.append({ t: "started", id, run: job.runs, progressMs: job.progressMs })
       let finished = false
-      const checkpoint = Effect.sync(() => {
-        if (finished) return
+      const checkpoint = Effect.suspend(() => {
+        if (finished) return Effect.void
         finished = true
         job.state = "pending"
-        journal.append({ t: "checkpointed", id, progressMs: job.progressMs })
+        return note(store, { t: "checkpointed", id, progressMs: job.progressMs })
       })
       const work = Effect.gen(function*() {
+        yield* note(store, { t: "started", id, run: job.runs, progressMs: job.progressMs })
         const wrapUp = yield* Drain.WrapUp
         while (job.progressMs < job.ms) {
           if (wrapUp.isRequestedUnsafe()) {
@@ -97,24 +108,28 @@ export const make = (journal: Journal): Jobs => {
           job.progressMs += step
         }
         // The completion is one durable line, written once, not interruptible.
-        yield* Effect.uninterruptible(Effect.sync(() => {
+        yield* Effect.uninterruptible(Effect.suspend(() => {
           finished = true
           job.state = "done"
           job.completions++
           job.result = `worked ${job.ms} ms`
-          journal.append({ t: "completed", id, result: job.result, at: Date.now() })
+          return note(store, { t: "completed", id, result: job.result, at: Date.now() })
         }))
       })
       return work.pipe(Effect.onInterrupt(() => checkpoint))
     })
   return {
     get: (id) => jobs.get(id),
-    accept: (ms) => {
-      const job = pendingJob(newId(), ms, Date.now())
-      journal.append({ t: "accepted", id: job.id, ms, at: job.acceptedAt })
-      jobs.set(job.id, job)
-      return job
-    },
+    accept: (ms) =>
+      Effect.suspend(() => {
+        const job = pendingJob(newId(), ms, Date.now())
+        return store.append({ t: "accepted", id: job.id, ms, at: job.acceptedAt }).pipe(
+          Effect.map(() => {
+            jobs.set(job.id, job)
+            return job
+          })
+        )
+      }),
     pending: () => [...jobs.values()].filter((j) => j.state === "pending").sort((a, b) => a.acceptedAt - b.acceptedAt),
     counts: () => {
       const counts = { pending: 0, running: 0, done: 0 }

@@ -70,6 +70,12 @@ export interface SpawnOptions {
   readonly killAfterMs?: number
   /** The program to run `file` with. Default: this process's `node`. */
   readonly execPath?: string
+  /**
+   * Shell commands to run first, in `sh -c "<shellPrefix> && exec node ..."`:
+   * limits for the child, e.g. `ulimit -f 64` (writes past 32 KiB fail as on
+   * a full disk). The child is still node itself (`exec`), so signals reach it.
+   */
+  readonly shellPrefix?: string
 }
 
 /** How long {@link Child.waitFor} waits by default: generous, for loaded machines. */
@@ -110,16 +116,18 @@ export const spawn = (file: string, options: SpawnOptions = {}): Child => {
   let output = ""
   let exitedValue: Exited | undefined
   const listeners = new Set<() => void>()
-  const child = spawnProcess(
-    options.execPath ?? process.execPath,
-    ["--import", orphanGuard, "--import", "tsx", file, ...(options.args ?? [])],
-    {
-      cwd: options.cwd,
-      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...options.env },
-      // stdin is the lifeline the orphan guard watches.
-      stdio: ["pipe", "pipe", "pipe"]
-    }
-  )
+  const node = options.execPath ?? process.execPath
+  const argv = ["--import", orphanGuard, "--import", "tsx", file, ...(options.args ?? [])]
+  const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`
+  const [command, args] = options.shellPrefix === undefined
+    ? [node, argv]
+    : ["sh", ["-c", `${options.shellPrefix} && exec ${[node, ...argv].map(quote).join(" ")}`]]
+  const child = spawnProcess(command, args, {
+    cwd: options.cwd,
+    env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...options.env },
+    // stdin is the lifeline the orphan guard watches.
+    stdio: ["pipe", "pipe", "pipe"]
+  })
   const append = (chunk: Buffer) => {
     output += chunk.toString("utf8")
     for (const listener of listeners) listener()

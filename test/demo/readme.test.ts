@@ -1,0 +1,39 @@
+// The README's "Operating it" tables must say what the demo's code does.
+import { assert, describe, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { limits } from "../../demo/Api.ts"
+import { limits as storeLimits } from "../../demo/JobStore.ts"
+import { exitCodes } from "../../demo/Refusal.ts"
+
+const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "..", "README.md"), "utf8")
+
+const table = (marker: string) => {
+  const start = readme.indexOf(`<!-- ${marker}:start -->`)
+  const end = readme.indexOf(`<!-- ${marker}:end -->`)
+  assert.isAbove(start, -1, `README has no ${marker} table`)
+  return readme.slice(start, end).split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("|---"))
+    .slice(1).map((l) => l.split("|").slice(1, -1).map((c) => c.trim()))
+}
+
+describe("README, Operating it", () => {
+  it("sits right before 'Compared with the alternatives'", () => {
+    assert.match(readme, /\n## Operating it\n[\s\S]*?\n## Compared with the alternatives\n/)
+    assert.notMatch(readme.slice(readme.indexOf("## Operating it") + 1, readme.indexOf("## Compared with")), /\n## /)
+  })
+
+  it("the exit codes are the code's", () => {
+    const codes = table("demo-exit-codes").map(([code]) => Number(code))
+    assert.deepStrictEqual(codes, [exitCodes.setting, exitCodes.inUse, exitCodes.journal])
+  })
+
+  it("the limits are the code's", () => {
+    const rows = Object.fromEntries(table("demo-limits").map(([what, value]) => [what, value]))
+    assert.strictEqual(rows["request body (`POST /jobs`)"], `${limits.maxBodyBytes} bytes`)
+    assert.strictEqual(rows["`ms` of a job (`POST /jobs`)"], `0 to ${storeLimits.maxJobMs}, a JSON integer`)
+    assert.strictEqual(limits.maxJobMs, storeLimits.maxJobMs)
+    assert.strictEqual(rows["`ms` of `GET /work?ms=`"], `0 to ${limits.maxWorkMs}, digits only, once (${limits.defaultWorkMs} when absent)`)
+    assert.strictEqual(rows["request head"], `${limits.headersTimeoutMs} ms`)
+    assert.strictEqual(rows["whole request, body included"], `${limits.requestTimeoutMs} ms`)
+  })
+})
