@@ -9,7 +9,6 @@
  * reads them when the layer is built); {@link checkShutdown} runs the same
  * checks earlier, so that they too refuse before anything starts.
  */
-import { Budget, ShutdownConfig } from "winddown"
 import { NodeShutdown } from "winddown/node"
 import { Config, ConfigProvider, Effect, Option, Result, Schema, SchemaTransformation } from "effect"
 import * as net from "node:net"
@@ -108,12 +107,10 @@ const fromLibrary = (e: { readonly message: string }) => new Refusal({ reason: "
  * The checks `NodeShutdown.layerConfig(shutdownDefaults)` makes when it is
  * built, made now: the variables, then the budget they add up to.
  */
-export const checkShutdown: Effect.Effect<void, Refusal> = Effect.gen(function*() {
-  const env = yield* Effect.mapError(ShutdownConfig.fromEnv, fromLibrary)
-  const options = { ...shutdownDefaults, ...env } as NodeShutdown.Options
-  const budget = Budget.validate({ ...options, preStop: NodeShutdown.resolvePreStop(options.preStop) })
-  if (Result.isFailure(budget)) return yield* Effect.fail(fromLibrary(budget.failure))
-})
+export const checkShutdown: Effect.Effect<void, Refusal> = Effect.mapError(
+  NodeShutdown.checkConfig(shutdownDefaults),
+  fromLibrary
+)
 
 /** Every setting, the demo's and the library's: the first bad one refuses. */
 export const check: Effect.Effect<DemoConfig, Refusal> = Effect.gen(function*() {

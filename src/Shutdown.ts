@@ -378,6 +378,17 @@ const flushTelemetry = (service: Service): Effect.Effect<void> =>
       : service.addStep("telemetry: flush", flusher.value.flush, { phase: "flush" }))
 
 /**
+ * Every check {@link make} makes on `options` (the budget split, the other
+ * settings), without building anything: for a program that wants to refuse a
+ * bad setting before it starts at all.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const check = (options: Options = {}): Effect.Effect<void, Budget.BudgetError | ShutdownConfigError> =>
+  Effect.andThen(Budget.make(options), readSettings(options))
+
+/**
  * Build a Shutdown in the current Scope. Closing that Scope starts the
  * shutdown (reason `completed`, `failed` or `interrupted` from its Exit, unless
  * it had started already) and waits for the report.

@@ -160,6 +160,43 @@ export const resolvePreStop = (
     ? (env.KUBERNETES_SERVICE_HOST ? defaults.kubernetesPreStop : "0 seconds")
     : preStop as DurationInput
 
+/** The options the Shutdown gets once `preStop: auto` is resolved against the environment. */
+const shutdownOptions = (options: Options): Shutdown.Options => ({ ...options, preStop: resolvePreStop(options.preStop) })
+
+/**
+ * Every check {@link layer} makes when it is built, without building it (no
+ * listener, no timer): refuse a bad option before the program starts at all.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const check = (
+  options: Options = {}
+): Effect.Effect<void, Budget.BudgetError | ShutdownConfig.ShutdownConfigError> =>
+  Effect.andThen(readSettings(options, () => {}), Shutdown.check(shutdownOptions(options)))
+
+/**
+ * Every check {@link layerConfig} makes when it is built (the variables, set
+ * but empty included, then the options and budget they add up to), without
+ * building it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const checkConfig = (
+  options: Options = {}
+): Effect.Effect<void, Budget.BudgetError | ShutdownConfig.ShutdownConfigError> =>
+  Effect.flatMap(readConfig(options), check)
+
+/** `options` with what the `WINDDOWN_*` variables set over them, remembering which set what. */
+const readConfig = (options: Options): Effect.Effect<Options, ShutdownConfig.ShutdownConfigError> =>
+  Effect.gen(function*() {
+    const empty = ShutdownConfig.checkEmpty(Process.environment())
+    if (empty !== undefined) return yield* empty
+    const env = yield* ShutdownConfig.fromEnv
+    return ShutdownConfig.merge(options, env as Partial<Options>)
+  })
+
 /**
  * The Shutdown layer with Node signals. Provides `Shutdown` and, as the
  * program's `Scope`, the `cleanup` phase. Bad options fail the layer with a
@@ -194,7 +231,7 @@ export const layer = (
           if (shutdown.isShuttingDownUnsafe()) installed.reported(yield* shutdown.awaitReport)
         })
       )
-      const shutdown = yield* Shutdown.makeInterrupting({ ...options, preStop: resolvePreStop(options.preStop) })
+      const shutdown = yield* Shutdown.makeInterrupting(shutdownOptions(options))
       installed = Process.install(shutdown, settings)
       const { started, reported } = installed
       if (settings.ipc) listening = yield* listenToParent(shutdown, started)
@@ -261,14 +298,7 @@ const listenToParent = (shutdown: Shutdown.Service, started: () => void) =>
 export const layerConfig = (
   options: Options = {}
 ): Layer.Layer<Shutdown.Shutdown | Scope.Scope, Budget.BudgetError | ShutdownConfig.ShutdownConfigError> =>
-  Layer.unwrap(
-    Effect.gen(function*() {
-      const empty = ShutdownConfig.checkEmpty(Process.environment())
-      if (empty !== undefined) return yield* empty
-      const env = yield* ShutdownConfig.fromEnv
-      return layer(ShutdownConfig.merge(options, env as Partial<Options>))
-    })
-  )
+  Layer.unwrap(Effect.map(readConfig(options), layer))
 
 /**
  * A `runMain` teardown that exits with the shutdown's code. The layer already
