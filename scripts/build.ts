@@ -40,7 +40,8 @@ const published = {
     ".": entry(""),
     "./node": entry("node/"),
     "./testing": entry("testing/"),
-    "./bullmq": entry("bullmq/")
+    "./bullmq": entry("bullmq/"),
+    "./amqp": entry("amqp/")
   },
   bin: { winddown: "./bin/winddown.js" },
   files: ["dist", "bin", "README.md"],
