@@ -41,7 +41,8 @@ const published = {
     "./node": entry("node/"),
     "./testing": entry("testing/"),
     "./bullmq": entry("bullmq/"),
-    "./amqp": entry("amqp/")
+    "./amqp": entry("amqp/"),
+    "./nats": entry("nats/")
   },
   bin: { winddown: "./bin/winddown.js" },
   files: ["dist", "bin", "README.md"],
