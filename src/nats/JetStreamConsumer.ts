@@ -122,7 +122,7 @@ export type NakReason = "unstarted" | "requested" | "interrupted"
 
 /**
  * The counts of a consumer, also its report section `nats <name>`.
- * `received = acked + failed + naked + inFlight`.
+ * `received = acked + failed + naked + unsent + inFlight`.
  *
  * @since 0.1.0
  * @category models
@@ -134,6 +134,12 @@ export interface Stats {
   readonly failed: number
   readonly naked: number
   readonly nakedBy: Readonly<Record<NakReason, number>>
+  /**
+   * Acks and naks the client refused because the connection had closed: the
+   * server redelivers those messages after `ack_wait` (those already
+   * processed run twice).
+   */
+  readonly unsent: number
   readonly inFlight: number
   /** Pull requests sent. */
   readonly pulls: number
@@ -272,17 +278,28 @@ export const make = <R = never>(
     const context = yield* Effect.context<R>()
     const runFork = Effect.runForkWith(context)
 
-    const counts = { received: 0, acked: 0, failed: 0, naked: 0, pulls: 0 }
+    const counts = { received: 0, acked: 0, failed: 0, naked: 0, unsent: 0, pulls: 0 }
     const nakedBy: Record<NakReason, number> = { unstarted: 0, requested: 0, interrupted: 0 }
     const inHand = new Set<JsMsg>()
     let stopping = false
     const statsUnsafe = (): Stats => ({
       ...counts,
       nakedBy: { ...nakedBy },
-      inFlight: counts.received - counts.acked - counts.failed - counts.naked
+      inFlight: counts.received - counts.acked - counts.failed - counts.naked - counts.unsent
     })
+    // The client throws once the connection is closed: the server then
+    // redelivers the message after ack_wait.
+    const send = (f: () => void): boolean => {
+      try {
+        f()
+        return true
+      } catch {
+        counts.unsent++
+        return false
+      }
+    }
     const nak = (message: JsMsg, reason: NakReason) => {
-      message.nak()
+      if (!send(() => message.nak())) return
       counts.naked++
       nakedBy[reason]++
     }
@@ -296,16 +313,13 @@ export const make = <R = never>(
           if (Exit.isSuccess(exit)) {
             return Effect.sync(() => {
               if (exit.value === HandBack) return nak(message, "requested")
-              message.ack()
-              counts.acked++
+              if (send(() => message.ack())) counts.acked++
             })
           }
           if (Cause.hasInterruptsOnly(exit.cause)) return Effect.sync(() => nak(message, "interrupted"))
           return Effect.andThen(
             Effect.sync(() => {
-              counts.failed++
-              if (onFailure === "term") message.term()
-              else message.nak()
+              if (send(() => onFailure === "term" ? message.term() : message.nak())) counts.failed++
             }),
             Effect.logWarning(`[winddown] nats ${JSON.stringify(name)}: process failed, message ${onFailure === "term" ? "terminated" : "naked"}`, {
               seq: message.seq,
@@ -343,33 +357,51 @@ export const make = <R = never>(
     // nak'ed, so no message is delivered into an inbox nobody reads.
     let current: ConsumerMessages | undefined
     const held: Array<JsMsg> = []
-    const pulling = (async () => {
-      while (!stopping) {
-        if (active >= concurrency) {
-          await new Promise<void>((resolve) => (slotFreed = resolve))
-          slotFreed = undefined
-          continue
-        }
-        counts.pulls++
-        const batch = await consumer.fetch({ max_messages: concurrency - active, expires: expiresMs })
-        current = batch
-        for await (const message of batch) {
-          counts.received++
-          if (stopping) held.push(message)
-          else start(message)
-        }
-        current = undefined
-      }
-      // Nak'ed only now: a message nak'ed while our pull request was still
-      // open could be delivered straight back into it.
-      for (const message of held.splice(0)) nak(message, "unstarted")
-    })()
+    // A failed pull (a reconnect in progress, missed heartbeats) is retried
+    // after `expires`, logged once per message; only a closed connection ends
+    // the loop, and then the shutdown starts: nothing would be consumed.
     let pullError: string | undefined
+    let lastLogged: string | undefined
+    const pulling = (async () => {
+      try {
+        while (!stopping) {
+          if (active >= concurrency) {
+            await new Promise<void>((resolve) => (slotFreed = resolve))
+            slotFreed = undefined
+            continue
+          }
+          counts.pulls++
+          try {
+            const batch = await consumer.fetch({ max_messages: concurrency - active, expires: expiresMs })
+            current = batch
+            for await (const message of batch) {
+              counts.received++
+              if (stopping) held.push(message)
+              else start(message)
+            }
+          } catch (error) {
+            pullError = firstLine(error)
+            if (nc.isClosed()) throw error
+            if (pullError !== lastLogged && !stopping) {
+              lastLogged = pullError
+              Effect.runFork(Effect.logWarning(`[winddown] nats ${JSON.stringify(name)}: pull failed, retrying: ${pullError}`))
+            }
+            if (!stopping) await new Promise((resolve) => setTimeout(resolve, expiresMs))
+          } finally {
+            current = undefined
+          }
+        }
+      } finally {
+        // Nak'ed only now: a message nak'ed while our pull request was still
+        // open could be delivered straight back into it.
+        for (const message of held.splice(0)) nak(message, "unstarted")
+      }
+    })()
     pulling.catch((error: unknown) => {
       pullError = firstLine(error)
       if (!stopping) {
-        Effect.runFork(Effect.logError(`[winddown] nats ${JSON.stringify(name)}: pulling stopped: ${pullError}`))
-        if (!shutdown.isShuttingDownUnsafe()) Effect.runFork(shutdown.trigger(`nats ${name}: pulling stopped: ${pullError}`))
+        Effect.runFork(Effect.logError(`[winddown] nats ${JSON.stringify(name)}: the connection closed, pulling stopped: ${pullError}`))
+        if (!shutdown.isShuttingDownUnsafe()) Effect.runFork(shutdown.trigger(`nats ${name}: the connection closed: ${pullError}`))
       }
     })
 
@@ -409,9 +441,19 @@ export const make = <R = never>(
           await current?.close().catch(() => {})
           for (const message of held.splice(0)) nak(message, "unstarted")
         }
-        if (pullError !== undefined) problems.push(`pulling failed: ${pullError}`)
-        if (ownsConnection) await nc.drain().catch((error: unknown) => void problems.push(`drain: ${firstLine(error)}`))
-        else await nc.flush().catch((error: unknown) => void problems.push(`flush: ${firstLine(error)}`))
+        if (pullError !== undefined && nc.isClosed()) problems.push(`the connection closed: ${pullError}`)
+        if (counts.unsent > 0) {
+          problems.push(`${counts.unsent} ack(s)/nak(s) could not be sent: the server redelivers those messages after ack_wait`)
+        }
+        // The acks reach the server with this drain (or flush); one that
+        // fails means acks written while the connection was down were lost.
+        const lost = (error: unknown) =>
+          void problems.push(
+            `the connection to NATS at ${address} is lost (${firstLine(error)}): acks written since it went down never ` +
+              `reached the server, and their messages are redelivered after ack_wait`
+          )
+        if (ownsConnection) await nc.drain().catch(lost)
+        else await nc.flush().catch(lost)
         return problems
       })()
       return Effect.andThen(Fiber.interrupt(heartbeat), Effect.promise(() => closing!)).pipe(
