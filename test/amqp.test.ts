@@ -270,6 +270,18 @@ describe.runIf(services.ok)("RabbitMQ consumer (winddown/amqp) under signals", (
     assert.notMatch(output, /^\s+at /m, "no stack frames")
   })
 
+  it("the queue is deleted under a running consumer: the broker cancels it, the shutdown starts by itself, and the report says why", async () => {
+    const { queue, env, channel } = await setup()
+    const a = await consumer(env)
+    await channel.deleteQueue(queue)
+    const exit = await cleanExit(a, "consumer A")
+    const report = reportFromOutput(exit.output)
+    assert.strictEqual(report.reason._tag, "manual", exit.output)
+    const step = stepNamed(report, "messages: close channel")
+    assert.strictEqual(step.outcome, "failed", exit.output)
+    assert.include(step.detail, `the broker cancelled the consumer of queue "${queue}"`)
+  }, 60_000)
+
   it("the broker closes the connection during the drain: the message in hand is interrupted (the broker requeued it), the cleanup step fails saying so, and the process exits in its budget", async () => {
     const { env: base, publish, depth } = await setup()
     // A long drain (about 11 s of a 20 s budget): rabbitmqctl can take seconds on a loaded machine.

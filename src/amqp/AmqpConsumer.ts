@@ -31,7 +31,9 @@
  * away, an operator closed the connection) leaves nothing to ack with: the
  * broker has already requeued every unacked message, so the messages in hand
  * are interrupted rather than finished twice, and the shutdown starts (if it
- * has not already). The cleanup step then fails, saying so.
+ * has not already). A consumer the broker cancels (its queue was deleted)
+ * gets nothing more, but its channel still acks: what is in hand finishes,
+ * and the shutdown starts. Either way the cleanup step fails, saying why.
  *
  * On SIGKILL nothing runs: the broker requeues the unacked messages when the
  * connection drops, and they are delivered again (`redelivered: true`), at
@@ -154,6 +156,8 @@ export interface Stats {
   readonly waiting: number
   /** The channel or connection closed under the consumer, and why. */
   readonly channelLost?: string
+  /** The broker cancelled the consumer (its queue was deleted...). */
+  readonly brokerCancelled?: string
 }
 
 /**
@@ -301,6 +305,7 @@ export const make = <R = never>(
     // unacked message, so what is in hand can no longer be acked.
     let closingOurselves = false
     let channelLost: string | undefined
+    let brokerCancelled: string | undefined
     let connectionClosed = false
     let lastError: string | undefined
     const onError = (error: unknown) => void (lastError ??= firstLine(error))
@@ -352,7 +357,8 @@ export const make = <R = never>(
       inFlight: counts.delivered - counts.acked - counts.rejected - counts.requeued - counts.lostWithChannel -
         waiting.length,
       waiting: waiting.length,
-      ...(channelLost === undefined ? {} : { channelLost })
+      ...(channelLost === undefined ? {} : { channelLost }),
+      ...(brokerCancelled === undefined ? {} : { brokerCancelled })
     })
 
     // Each message is settled once (a second ack of one delivery tag closes
@@ -427,9 +433,16 @@ export const make = <R = never>(
 
     const onMessage = (message: ConsumeMessage | null) => {
       if (message === null) {
-        // The broker cancelled the consumer (the queue was deleted, a quorum
-        // queue lost its leader...): nothing more comes.
-        if (!stopping) lost(`the broker cancelled the consumer of queue ${JSON.stringify(options.queue)}`)
+        // The broker cancelled the consumer (its queue was deleted, a quorum
+        // queue lost its leader...): nothing more comes, but the channel is
+        // still open, so what is in hand finishes and is acked as usual.
+        if (brokerCancelled === undefined) {
+          brokerCancelled = `the broker cancelled the consumer of queue ${JSON.stringify(options.queue)}`
+          stopping = true
+          returnWaiting()
+          Effect.runFork(Effect.logError(`[winddown] amqp ${JSON.stringify(name)}: ${brokerCancelled}`))
+          if (!shutdown.isShuttingDownUnsafe()) Effect.runFork(shutdown.trigger(`amqp ${name}: ${brokerCancelled}`))
+        }
         return
       }
       counts.delivered++
@@ -472,7 +485,7 @@ export const make = <R = never>(
     let cancelling: Promise<void> | undefined
     const cancel = Effect.suspend(() => {
       stopping = true
-      cancelling ??= channelLost !== undefined
+      cancelling ??= channelLost !== undefined || brokerCancelled !== undefined
         ? Promise.resolve()
         : channel.cancel(consumerTag).then(() => undefined)
       return Effect.tryPromise(() => cancelling!).pipe(
@@ -500,6 +513,7 @@ export const make = <R = never>(
         Effect.flatMap((closed) => {
           const problems = [
             ...(channelLost === undefined ? [] : [channelLost]),
+            ...(brokerCancelled === undefined ? [] : [brokerCancelled]),
             ...(counts.lostWithChannel === 0 ? [] : [
               `${counts.lostWithChannel} message(s) could not be acked or nacked: the broker requeued them and delivers them again`
             ]),
