@@ -508,7 +508,8 @@ export const make = <R = never>(
       return Effect.promise(() => closingDone!).pipe(
         Effect.timeoutOrElse({
           duration: Duration.millis(closeWithinMs),
-          orElse: () => Effect.sync(() => (destroySocket(model), false))
+          // The socket of a connection the caller owns is theirs: left alone.
+          orElse: () => Effect.sync(() => (ownsConnection && destroySocket(model), false))
         }),
         Effect.flatMap((closed) => {
           const problems = [
@@ -517,7 +518,9 @@ export const make = <R = never>(
             ...(counts.lostWithChannel === 0 ? [] : [
               `${counts.lostWithChannel} message(s) could not be acked or nacked: the broker requeued them and delivers them again`
             ]),
-            ...(closed ? [] : [`the close did not finish within ${Math.round(closeWithinMs)} ms: socket destroyed`])
+            ...(closed ? [] : [
+              `the close did not finish within ${Math.round(closeWithinMs)} ms${ownsConnection ? ": socket destroyed" : ""}`
+            ])
           ]
           return problems.length === 0 ? Effect.void : Effect.fail(new Error(problems.join("; ")))
         })
