@@ -330,6 +330,7 @@ export const make = <R = never>(
       )
 
     // Slots: a pull asks for as many messages as there are free slots.
+    // `slotFreed` wakes the pull loop while it waits: a slot freed, or the stop.
     let active = 0
     let slotFreed: (() => void) | undefined
     const freeSlot = () => {
@@ -386,7 +387,14 @@ export const make = <R = never>(
               lastLogged = pullError
               Effect.runFork(Effect.logWarning(`[winddown] nats ${JSON.stringify(name)}: pull failed, retrying: ${pullError}`))
             }
-            if (!stopping) await new Promise((resolve) => setTimeout(resolve, expiresMs))
+            if (!stopping) {
+              // Woken early by the stop, so that no timer outlives it.
+              await new Promise<void>((resolve) => {
+                const timer = setTimeout(resolve, expiresMs)
+                slotFreed = () => (clearTimeout(timer), resolve())
+              })
+              slotFreed = undefined
+            }
           } finally {
             current = undefined
           }
@@ -432,10 +440,14 @@ export const make = <R = never>(
         stopping = true
         slotFreed?.()
         const problems: Array<string> = []
+        // The timer is cleared when the pull ends first: a pending one would
+        // hold the process after the report.
+        let timer: ReturnType<typeof setTimeout> | undefined
         const ended = await Promise.race([
           pulling.then(() => true, () => true),
-          new Promise<false>((resolve) => setTimeout(() => resolve(false), Math.min(expiresMs * 1.1, closeWithinMs / 2)))
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.min(expiresMs * 1.1, closeWithinMs / 2))))
         ])
+        clearTimeout(timer)
         if (!ended) {
           problems.push("the last pull request did not end in time: a message it still brings is redelivered after ack_wait")
           await current?.close().catch(() => {})
