@@ -9,30 +9,42 @@
  *   10-connection pool, plain and through `drain.runJoin` with the pool
  *   released as a cleanup step.
  *
+ * - RabbitMQ (amqplib): messages per second through a plain amqplib consumer
+ *   (async callback that acks), through one that runs an Effect with
+ *   `runPromise` per message, and through `AmqpConsumer` (each message a
+ *   drain unit), prefetch 8 and at most 8 at once for all three;
+ *
  * - the paths alone, without the servers: the CPU time `BullWorker` adds to
  *   a job between BullMQ handing it over and getting its result (next to an
- *   Effect processor run with `runPromise`), and what `drain.runJoin` adds
- *   to a query.
+ *   Effect processor run with `runPromise`), what `drain.runJoin` adds to a
+ *   query, and what `AmqpConsumer` adds to a message between amqplib's
+ *   delivery and the ack (on a stand-in channel).
  *
  * Rounds alternate between the variants; medians (and min–max) of ROUNDS.
  * Besides the rate (wall clock, which this shared machine's load moves a
  * lot), each variant reports this process's CPU time per job or query
  * (`process.cpuUsage`), which is what winddown adds and is far steadier.
- * Needs Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (database
- * test, user postgres, trust).
+ * Needs Redis on 127.0.0.1:6379, PostgreSQL on 127.0.0.1:5432 (database
+ * test, user postgres, trust) and RabbitMQ on 127.0.0.1:5672 (guest/guest).
+ * `ONLY=bullmq,pg,amqp` runs some of the sections.
  *
- *   node --import tsx bench/resources.ts          (ROUNDS=7 JOBS=2000 QUERIES=6000)
+ *   node --import tsx bench/resources.ts          (ROUNDS=7 JOBS=2000 QUERIES=6000 MESSAGES=20000)
  */
 import { PgClient } from "@effect/sql-pg"
+import * as amqp from "amqplib"
 import { type Job, Queue, Worker as BullMQWorker } from "bullmq"
 import { Effect, Layer, References, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { Drain, Shutdown } from "winddown"
+import { AmqpConsumer } from "winddown/amqp"
 import { BullWorker } from "winddown/bullmq"
 
 const ROUNDS = Number(process.env.ROUNDS ?? 7)
 const JOBS = Number(process.env.JOBS ?? 2000)
 const QUERIES = Number(process.env.QUERIES ?? 6000)
+const MESSAGES = Number(process.env.MESSAGES ?? 20000)
+const ONLY = new Set((process.env.ONLY ?? "bullmq,pg,amqp").split(","))
+const amqpUrl = "amqp://guest:guest@127.0.0.1:5672"
 const CONCURRENCY = 8
 const FIBERS = 16
 const connection = { host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null }
@@ -155,6 +167,159 @@ const poolWinddown = () =>
     const drain = yield* Drain.make("queries").pipe(Effect.provideService(Shutdown.Shutdown, shutdown))
     return yield* queries((q) => drain.runJoin(q)).pipe(Effect.provideContext(context))
   }).pipe(Effect.orDie))
+
+// ---------------------------------------------------------------- RabbitMQ
+
+const PREFETCH = 8
+
+/** A fresh queue holding MESSAGES messages (published with confirms). */
+const freshAmqpQueue = async () => {
+  const queue = `winddown-bench-${process.pid}-${queueSeq++}`
+  const connection = await amqp.connect(amqpUrl)
+  const channel = await connection.createConfirmChannel()
+  await channel.assertQueue(queue, { durable: false })
+  for (let i = 0; i < MESSAGES; i++) channel.sendToQueue(queue, Buffer.from(String(i)))
+  await channel.waitForConfirms()
+  const remove = async () => {
+    await channel.deleteQueue(queue)
+    await connection.close()
+  }
+  return { queue, remove }
+}
+
+/** Consume the queue with a plain amqplib consumer whose callback hands each message to `handle`, which acks. */
+const amqpPlainWith = (handle: (channel: amqp.Channel, message: amqp.ConsumeMessage, done: () => void) => void) => async () => {
+  const { queue, remove } = await freshAmqpQueue()
+  const connection = await amqp.connect(amqpUrl)
+  const channel = await connection.createChannel()
+  await channel.prefetch(PREFETCH)
+  // Timed from the first delivery: connecting is not what is measured.
+  let start: ReturnType<typeof startClock> | undefined
+  const result = await new Promise<Sample>((resolve) => {
+    let done = 0
+    const finished = () => {
+      if (++done === MESSAGES) resolve(sample(start!, MESSAGES))
+    }
+    void channel.consume(queue, (message) => {
+      start ??= startClock()
+      if (message) handle(channel, message, finished)
+    })
+  })
+  await connection.close()
+  await remove()
+  return result
+}
+
+const amqpPlain = amqpPlainWith((channel, message, done) => {
+  void (async () => work(Number(message.content.toString())))().then(() => {
+    channel.ack(message)
+    done()
+  })
+})
+
+const amqpEffect = amqpPlainWith((channel, message, done) => {
+  void Effect.runPromise(Effect.sync(() => work(Number(message.content.toString())))).then(() => {
+    channel.ack(message)
+    done()
+  })
+})
+
+const amqpWinddown = async () => {
+  const { queue, remove } = await freshAmqpQueue()
+  const rate = await quiet(Effect.gen(function*() {
+    const shutdown = yield* Shutdown.make({ timeout: "30 seconds" })
+    let done = 0
+    let finished!: (s: Sample) => void
+    const all = new Promise<Sample>((resolve) => (finished = resolve))
+    // Timed from the first delivery, as the others (connecting is not measured).
+    let start: ReturnType<typeof startClock> | undefined
+    yield* AmqpConsumer.make("bench", {
+      connection: amqpUrl,
+      queue,
+      concurrency: PREFETCH,
+      process: (message) =>
+        Effect.sync(() => {
+          start ??= startClock()
+          work(Number(message.content.toString()))
+          if (++done === MESSAGES) finished(sample(start, MESSAGES))
+        })
+    }).pipe(Effect.provideService(Shutdown.Shutdown, shutdown), Effect.orDie)
+    return yield* Effect.promise(() => all)
+  }))
+  await remove()
+  return rate
+}
+
+/**
+ * CPU µs per message of AmqpConsumer's path alone: a stand-in connection
+ * whose channel hands messages to the consumer's callback in waves of
+ * PREFETCH and counts the acks; next to an Effect processor run with
+ * `runPromise` and acked, the same way.
+ */
+const amqpPath = async () => {
+  const units = 100_000
+  let deliver: (message: amqp.ConsumeMessage | null) => void = () => {}
+  let acked = 0
+  let waveDone: (() => void) | undefined
+  let waveTarget = 0
+  const onAck = () => {
+    if (++acked === waveTarget) waveDone?.()
+  }
+  const channel = {
+    on: () => channel,
+    prefetch: async () => ({}),
+    consume: async (_: string, callback: (message: amqp.ConsumeMessage | null) => void) => {
+      deliver = callback
+      return { consumerTag: "bench" }
+    },
+    cancel: async () => ({ consumerTag: "bench" }),
+    ack: onAck,
+    nack: onAck,
+    close: async () => {}
+  }
+  const connection = { createChannel: async () => channel, on: () => connection, once: () => connection, close: async () => {}, connection: {} }
+  const message = (n: number) =>
+    ({ content: Buffer.from(String(n)), fields: { deliveryTag: n }, properties: {} }) as unknown as amqp.ConsumeMessage
+  const run = async (handle: (m: amqp.ConsumeMessage) => void) => {
+    acked = 0
+    const start = process.cpuUsage()
+    for (let i = 0; i < units; i += PREFETCH) {
+      waveTarget = i + PREFETCH
+      const wave = new Promise<void>((resolve) => (waveDone = resolve))
+      for (let k = 0; k < PREFETCH; k++) handle(message(i + k))
+      await wave
+    }
+    const cpu = process.cpuUsage(start)
+    return (cpu.user + cpu.system) / units
+  }
+  const plain = (m: amqp.ConsumeMessage) =>
+    void Effect.runPromise(Effect.sync(() => work(Number(m.content.toString())))).then(() => channel.ack())
+  const samples = { plain: [] as Array<number>, winddown: [] as Array<number> }
+  await quiet(Effect.gen(function*() {
+    const shutdown = yield* Shutdown.make({ timeout: "30 seconds" })
+    yield* AmqpConsumer.make("path", {
+      connection: connection as unknown as amqp.ChannelModel,
+      queue: "path",
+      concurrency: PREFETCH,
+      process: (m) => Effect.sync(() => work(Number(m.content.toString())))
+    }).pipe(Effect.provideService(Shutdown.Shutdown, shutdown), Effect.orDie)
+    yield* Effect.promise(async () => {
+      await run(plain)
+      await run((m) => deliver(m))
+      for (let round = 0; round < ROUNDS; round++) {
+        samples.plain.push(await run(plain))
+        samples.winddown.push(await run((m) => deliver(m)))
+      }
+    })
+  }))
+  const plainUs = median(samples.plain)
+  const winddownUs = median(samples.winddown)
+  console.log(`\nRabbitMQ consumer path without the broker: ${units.toLocaleString("en-US")} messages (median of ${ROUNDS})`)
+  console.log(`  Effect processor via runPromise + ack ${plainUs.toFixed(2)} µs CPU per message`)
+  console.log(
+    `  winddown AmqpConsumer                 ${winddownUs.toFixed(2)} µs CPU per message: +${(winddownUs - plainUs).toFixed(2)} µs per message`
+  )
+}
 
 // ---------------------------------------------------------------- run
 
@@ -285,14 +450,26 @@ const queryPath = async () => {
   )
 }
 
-await processorPath()
-await queryPath()
-await compare(`BullMQ: ${JOBS} jobs, concurrency ${CONCURRENCY}`, "jobs/s", [
-  ["bullmq Worker, async processor", bullPlain],
-  ["bullmq Worker, Effect processor", bullEffect],
-  ["winddown BullWorker", bullWinddown]
-])
-await compare(`@effect/sql-pg: ${QUERIES} x SELECT 1, ${FIBERS} fibers, pool of ${pg.maxConnections}`, "queries/s", [
-  ["PgClient pool", poolPlain],
-  ["PgClient pool + drain.runJoin", poolWinddown]
-])
+if (ONLY.has("bullmq")) await processorPath()
+if (ONLY.has("pg")) await queryPath()
+if (ONLY.has("amqp")) await amqpPath()
+if (ONLY.has("bullmq")) {
+  await compare(`BullMQ: ${JOBS} jobs, concurrency ${CONCURRENCY}`, "jobs/s", [
+    ["bullmq Worker, async processor", bullPlain],
+    ["bullmq Worker, Effect processor", bullEffect],
+    ["winddown BullWorker", bullWinddown]
+  ])
+}
+if (ONLY.has("pg")) {
+  await compare(`@effect/sql-pg: ${QUERIES} x SELECT 1, ${FIBERS} fibers, pool of ${pg.maxConnections}`, "queries/s", [
+    ["PgClient pool", poolPlain],
+    ["PgClient pool + drain.runJoin", poolWinddown]
+  ])
+}
+if (ONLY.has("amqp")) {
+  await compare(`RabbitMQ: ${MESSAGES} messages, prefetch ${PREFETCH}`, "msgs/s", [
+    ["amqplib consumer, async callback", amqpPlain],
+    ["amqplib consumer, Effect processor", amqpEffect],
+    ["winddown AmqpConsumer", amqpWinddown]
+  ])
+}

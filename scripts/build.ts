@@ -40,7 +40,9 @@ const published = {
     ".": entry(""),
     "./node": entry("node/"),
     "./testing": entry("testing/"),
-    "./bullmq": entry("bullmq/")
+    "./bullmq": entry("bullmq/"),
+    "./amqp": entry("amqp/"),
+    "./nats": entry("nats/")
   },
   bin: { winddown: "./bin/winddown.js" },
   files: ["dist", "bin", "README.md"],

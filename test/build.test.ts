@@ -33,7 +33,7 @@ describe("npm run build", () => {
 
   it("produces a package that plain node imports by name and that shuts down on SIGTERM", async () => {
     const published = JSON.parse(fs.readFileSync(path.join(build, "package.json"), "utf8"))
-    assert.deepStrictEqual(Object.keys(published.exports), [".", "./node", "./testing", "./bullmq"])
+    assert.deepStrictEqual(Object.keys(published.exports), [".", "./node", "./testing", "./bullmq", "./amqp", "./nats"])
     assert.isTrue(fs.existsSync(path.join(build, "dist", "node", "index.d.ts")))
     // a consumer project whose node_modules/winddown is the build
     const app = path.join(build, "consumer")

@@ -3,8 +3,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { AmqpConsumer } from "../src/amqp/index.ts"
 import { BullWorker } from "../src/bullmq/index.ts"
 import { Budget, Drain, Health, Resource, Shutdown, ShutdownConfig, Worker } from "../src/index.ts"
+import { JetStreamConsumer } from "../src/nats/index.ts"
 import { NodeCluster, NodeHealth, NodeHttpDrain, NodeShutdown } from "../src/node/index.ts"
 
 const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
@@ -74,6 +76,8 @@ describe("README", () => {
     Drain: Drain.defaults,
     Worker: Worker.defaults,
     BullWorker: BullWorker.defaults,
+    AmqpConsumer: AmqpConsumer.defaults,
+    JetStreamConsumer: JetStreamConsumer.defaults,
     Resource: Resource.defaults
   }
   for (const [name, defaults] of Object.entries(modules)) {
