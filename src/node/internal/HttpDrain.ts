@@ -352,8 +352,12 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
   const settled = (conn: Conn | undefined) => {
     if (closing) servedWhileClosing++
     // With `Connection: close` Node has already ended the socket (its own
-    // 'finish' listener runs before our 'close'). Otherwise the client may
-    // reuse it: it gets the idle grace like any keep-alive socket.
+    // 'finish' listener runs before our 'close'). Otherwise the response's
+    // head went out as keep-alive before closing began, and the client may
+    // reuse the socket the moment the response ends: it gets the idle grace
+    // like any keep-alive socket. Ending it right here would race that reuse
+    // (a pooled client then sees "socket hang up"; the behaviour suite has
+    // the case), and a request already on the wire cannot be seen from here.
     if (conn !== undefined && conn.active === 0 && isIdleH1(conn)) scheduleSweep(idleGraceMs)
     check()
   }
