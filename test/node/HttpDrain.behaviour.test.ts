@@ -437,6 +437,24 @@ for (const scheme of schemes) {
   })
 
   describe(`${scheme}: from Node's server.close tests`, () => {
+    it("an idle keep-alive connection is closed, one whose head is incomplete is kept and its request answered once complete", async () => {
+      const r = await rig(scheme, (_req, res) => res.end("done"))
+      const incomplete = r.raw()
+      incomplete.write("GET / HTTP/1.1")
+      const idle = r.raw()
+      idle.write(GET())
+      await idle.until((t) => t.endsWith("done"), "the response")
+      await r.tracked(2)
+      await r.closing()
+      await idle.endedP
+      expect(await incomplete.openAfter(4 * grace)).toBe(true)
+      incomplete.write(`\r\nHost: ${host}\r\n\r\n`)
+      await incomplete.until((t) => t.endsWith("done"), "the response to the completed head")
+      expect(heads(incomplete.text)).toEqual([{ status: 200, connection: "close" }])
+      await incomplete.endedP
+      expect(await r.drain.drain(patience)).toBe(true)
+    })
+
     it("destroyAll closes idle and incomplete connections alike", async () => {
       const r = await rig(scheme, (_req, res) => res.end("done"))
       const incomplete = r.raw()
@@ -452,6 +470,68 @@ for (const scheme of schemes) {
   })
 
   describe(`${scheme}: bytes received count as activity (issue 12 item 7)`, () => {
+    it("a head split across the signal (100 ms before, 90 ms after) is answered with Connection: close", async () => {
+      const r = await rig(scheme, (_req, res) => res.end("split ok"))
+      const c = r.raw()
+      await r.tracked(1)
+      c.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n`)
+      await sleep(100)
+      await r.closing()
+      await sleep(90)
+      c.write("\r\n")
+      await c.until((t) => t.endsWith("split ok"), "the response")
+      expect(heads(c.text)).toEqual([{ status: 200, connection: "close" }])
+      await c.endedP
+      expect(await r.drain.drain(patience)).toBe(true)
+    })
+
+    it("a head whose pieces arrive further apart than the grace is still answered", async () => {
+      const r = await rig(scheme, (_req, res) => res.end("slow head ok"))
+      const c = r.raw()
+      await r.tracked(1)
+      c.write("GET / HT")
+      await sleep(2 * grace)
+      await r.closing()
+      await sleep(3 * grace)
+      c.write(`TP/1.1\r\nHost: ${host}\r\n`)
+      await sleep(3 * grace)
+      c.write("\r\n")
+      await c.until((t) => t.endsWith("slow head ok"), "the response")
+      expect(heads(c.text)).toEqual([{ status: 200, connection: "close" }])
+      expect(await r.drain.drain(patience)).toBe(true)
+    })
+
+    it("a connection that never sends a byte is closed at the grace", async () => {
+      // a long grace, so that "accepted a moment ago" below holds on a loaded machine
+      const r = await rig(scheme, (_req, res) => res.end("ok"), { idleGraceMs: 1_000 })
+      const accepted = r.nextConnection()
+      // plain TCP even for HTTPS: not even a TLS ClientHello
+      const c = r.raw("tcp")
+      await accepted
+      await r.closing()
+      // accepted a moment ago: it gets the rest of its grace first
+      if (scheme === "http") expect(r.drain.stats().connections).toBe(1)
+      await c.endedP
+      expect(c.text).toBe("")
+      expect(await r.drain.drain(patience)).toBe(true)
+    })
+
+    it("a slow client (slowloris) is kept until the deadline, then destroyAll ends it", async () => {
+      const r = await rig(scheme, (_req, res) => res.end("never"))
+      const c = r.raw()
+      c.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n`)
+      let n = 0
+      const stop = r.every(50, () => c.write(`X-Slow-${n++}: 1\r\n`))
+      await r.tracked(1)
+      await r.closing()
+      expect(await r.drain.drain(6 * grace)).toBe(false)
+      expect(r.drain.destroyAll()).toBeGreaterThanOrEqual(1)
+      stop()
+      await c.closedP
+      expect(heads(c.text)).toEqual([])
+      expect(await r.drain.drain(patience)).toBe(true)
+    })
+
     it("a slow body upload in progress completes and is answered", async () => {
       const r = await rig(scheme, (req, res) => {
         let n = 0
@@ -469,6 +549,24 @@ for (const scheme of schemes) {
       }
       await c.until((t) => t.endsWith("received 1000"), "the response")
       expect(heads(c.text)).toEqual([{ status: 200, connection: "close" }])
+      await c.endedP
+      expect(await r.drain.drain(patience)).toBe(true)
+    })
+
+    it("an upload answered before its body ended: the socket stays while the body arrives, then closes a grace after it, without holding the drain", async () => {
+      const r = await rig(scheme, (_req, res) => res.end("early"))
+      const c = r.raw()
+      c.write(`POST /upload HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 1000\r\n\r\n`)
+      c.write("x".repeat(100))
+      await c.until((t) => t.endsWith("early"), "the early response")
+      expect(heads(c.text)).toEqual([{ status: 200, connection: "keep-alive" }])
+      await r.closing()
+      for (let i = 0; i < 9; i++) {
+        await sleep(2 * grace / 3)
+        // the server must not have closed the socket while the body is still coming in
+        expect(c.ended).toBe(false)
+        c.write("x".repeat(100))
+      }
       await c.endedP
       expect(await r.drain.drain(patience)).toBe(true)
     })

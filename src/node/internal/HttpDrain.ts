@@ -20,7 +20,14 @@
  *    its last activity. A client that reuses a socket does it right away, so a
  *    socket quiet for the grace is very unlikely to carry a request in flight,
  *    and a request that does arrive within the grace is answered with
- *    `Connection: close`.
+ *    `Connection: close`. Bytes count as activity, not only parsed requests:
+ *    a socket that received bytes since its last exchange ended has a request
+ *    arriving (a head in pieces, a slow client) and is not idle; it is served
+ *    once its head is complete, or destroyed with the rest at the deadline.
+ *    This is read from `socket.bytesRead` (public, kept by the stream handle
+ *    even while Node's HTTP parser consumes it natively), so nothing is added
+ *    to the socket: a `data` listener would switch Node's parser from native
+ *    consumption to JavaScript for every byte the server ever reads.
  * 3. `drain`: waits until every tracked socket, session and request is gone.
  * 4. `destroyAll`: destroys what is left once the budget is spent.
  *
@@ -60,7 +67,8 @@ export interface HttpDrainOptions {
    * Default 150. Once idle-closing starts (`stopAccepting`), a keep-alive
    * socket idle for at least this long is closed at once; a socket used more
    * recently gets the rest of the grace, and a request arriving in it is served
-   * with `Connection: close`.
+   * with `Connection: close`. A socket that has received bytes of a request
+   * not yet complete is not idle: it is served, or destroyed at the deadline.
    */
   readonly idleGraceMs?: number
   /**
@@ -148,6 +156,12 @@ interface Conn {
   readonly socket: net.Socket
   active: number
   lastActivity: number
+  /**
+   * `socket.bytesRead` when its last exchange ended (accept, or a response
+   * closed with its request read whole): more than this, with no request in
+   * flight, means the next request is arriving.
+   */
+  bytesSeen: number
   upgraded: boolean
   request: http.IncomingMessage | undefined
   /** The response in flight on this socket, to add `Connection: close` to at `beginClosing`. */
@@ -155,6 +169,11 @@ interface Conn {
   hooked: boolean
   h2: boolean
   endTimer: ReturnType<typeof setTimeout> | undefined
+  readonly onClose: () => void
+}
+
+interface RawTls {
+  readonly acceptedAt: number
   readonly onClose: () => void
 }
 
@@ -179,7 +198,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
 
   const conns = new Map<net.Socket, Conn>()
   /** Raw TCP sockets of a TLS server (handshake in progress or wrapped by a tracked TLS socket). */
-  const rawTls = new Map<net.Socket, () => void>()
+  const rawTls = new Map<net.Socket, RawTls>()
   const sessions = new Map<http2.Http2Session, () => void>()
   let activeRequests = 0
   let servedWhileClosing = 0
@@ -216,6 +235,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       socket,
       active: 0,
       lastActivity: now(),
+      bytesSeen: socket.bytesRead,
       upgraded: false,
       request: undefined,
       current: undefined,
@@ -242,11 +262,11 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       rawTls.delete(socket)
       check()
     }
-    rawTls.set(socket, onClose)
+    rawTls.set(socket, { acceptedAt: now(), onClose })
     socket.once("close", onClose)
+    if (idleClosing) scheduleSweep(idleGraceMs)
   }
 
-  /** End an idle HTTP/1.x socket with a FIN; destroy it if the peer does not close in time. */
   /**
    * End an idle HTTP/1.x socket with a FIN. It no longer counts for the
    * drain: nothing more will be served on it, and waiting for each client's
@@ -275,11 +295,33 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
     let next = Infinity
     for (const conn of conns.values()) {
       if (!isIdleH1(conn)) continue
+      // A request is arriving (its head in pieces, or a slow client): not
+      // idle. It is served once its head is complete (its response then
+      // carries Connection: close), or destroyed at the deadline. Whatever
+      // ends it (a response, the rest of a body, the socket) sweeps again.
+      if (conn.socket.bytesRead > conn.bytesSeen) continue
       const idleFor = t - conn.lastActivity
       if (idleFor >= idleGraceMs) closeIdle(conn)
       else next = Math.min(next, idleGraceMs - idleFor)
     }
+    // A TLS connection that has not sent a byte (not even its ClientHello) is
+    // idle since it was accepted; one whose handshake is under way is kept.
+    for (const [socket, raw] of rawTls) {
+      if (socket.bytesRead > 0 || socket.destroyed) continue
+      const idleFor = t - raw.acceptedAt
+      if (idleFor >= idleGraceMs) closeSilentRaw(socket, raw)
+      else next = Math.min(next, idleGraceMs - idleFor)
+    }
     if (next !== Infinity) scheduleSweep(next)
+  }
+
+  /** Close a raw TLS socket that never sent a byte: there is nothing to answer on it. */
+  const closeSilentRaw = (socket: net.Socket, raw: RawTls) => {
+    socket.off("close", raw.onClose)
+    rawTls.delete(socket)
+    socket.destroy()
+    endedIdle++
+    check()
   }
 
   const scheduleSweep = (inMs: number) => {
@@ -326,7 +368,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
   // The per-request path: it runs for every request of the server's life, not
   // only during shutdown, so it does the least it can. One 'close' listener
   // per response (Node emits 'close' after 'finish', and for aborted ones),
-  // no removal, one timestamp.
+  // no removal, one timestamp, one read of the socket's byte count.
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (disposed) return
     activeRequests++
@@ -341,10 +383,29 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       activeRequests--
       if (conn !== undefined) {
         conn.active--
-        conn.lastActivity = now()
         if (conn.current === res) conn.current = undefined
+        exchangeEnded(conn, req)
       }
       if (closing || waiters.size > 0) settled(conn)
+    })
+  }
+
+  /**
+   * A response closed: the exchange ends now, or, if its request body is still
+   * coming in (answered early; Node then reads and drops the rest), when the
+   * body ends. Bytes past that point belong to the next request.
+   */
+  const exchangeEnded = (conn: Conn, req: http.IncomingMessage) => {
+    conn.lastActivity = now()
+    if (req.complete) {
+      conn.bytesSeen = conn.socket.bytesRead
+      return
+    }
+    req.once("end", () => {
+      if (conn.active > 0) return
+      conn.lastActivity = now()
+      conn.bytesSeen = conn.socket.bytesRead
+      if (idleClosing) scheduleSweep(idleGraceMs)
     })
   }
 
@@ -543,7 +604,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       conn.socket.off("close", conn.onClose)
       if (conn.endTimer !== undefined) clearTimeout(conn.endTimer)
     }
-    for (const [socket, onClose] of rawTls) socket.off("close", onClose)
+    for (const [socket, raw] of rawTls) socket.off("close", raw.onClose)
     for (const [session, onClose] of sessions) session.off("close", onClose)
     conns.clear()
     rawTls.clear()
