@@ -622,6 +622,41 @@ for (const scheme of schemes) {
       expect(await r.drain.drain(patience)).toBe(true)
     })
 
+    it("a request pipelined behind a response marked Connection: close is answered too, and only the last response closes", async () => {
+      const p = parked()
+      const r = await rig(scheme, p.handler)
+      const c = r.raw()
+      c.write(GET("/a"))
+      await p.arrived(1)
+      await r.closing() // /a's response is now due to carry Connection: close
+      c.write(GET("/b")) // the client pipelines before it has seen any of it
+      await p.arrived(2)
+      for (const { req, res } of p.waiting) res.end(`<${req.url}>`)
+      await c.until((t) => t.includes("</a>") && t.includes("</b>"), "both responses")
+      expect(heads(c.text)).toEqual([{ status: 200, connection: "keep-alive" }, { status: 200, connection: "close" }])
+      await c.endedP
+      expect(await r.drain.drain(patience)).toBe(true)
+    })
+    it("a request left unanswered behind a response that closed the connection does not hold the drain", async () => {
+      const p = parked()
+      const r = await rig(scheme, p.handler)
+      const c = r.raw()
+      c.write(GET("/a"))
+      await p.arrived(1)
+      const a = p.waiting[0]!.res
+      a.setHeader("connection", "close") // the application's own choice
+      a.write("a-head") // head sent: Node ends the socket after /a, whatever is queued behind it
+      await c.until((t) => t.includes("a-head"), "the head of /a")
+      c.write(GET("/b"))
+      await p.arrived(2)
+      await r.closing()
+      a.end()
+      await c.closedP
+      expect(heads(c.text)).toEqual([{ status: 200, connection: "close" }])
+      // /b's response never got the socket, so Node never emits its 'close'
+      expect(await r.drain.drain(patience)).toBe(true)
+      expect(r.drain.stats().activeRequests).toBe(0)
+    })
   })
 
   describe(`${scheme}: a response whose head went out before closing (issue 12 item 7, second part)`, () => {

@@ -166,6 +166,10 @@ interface Conn {
   request: http.IncomingMessage | undefined
   /** The response in flight on this socket, to add `Connection: close` to at `beginClosing`. */
   current: http.ServerResponse | undefined
+  /** The response we last gave `Connection: close`. */
+  closeOn: http.ServerResponse | undefined
+  /** The socket closed: its requests were counted out (see `onClose`). */
+  gone: boolean
   hooked: boolean
   h2: boolean
   endTimer: ReturnType<typeof setTimeout> | undefined
@@ -239,6 +243,8 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       upgraded: false,
       request: undefined,
       current: undefined,
+      closeOn: undefined,
+      gone: false,
       hooked: false,
       h2: false,
       endTimer: undefined,
@@ -246,6 +252,11 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
         if (conn.endTimer !== undefined) clearTimeout(conn.endTimer)
         conns.delete(socket)
         if (pending === conn) pending = undefined
+        // A response that never got the socket (queued behind one that closed
+        // it: pipelining) never emits 'close': count its request out here.
+        conn.gone = true
+        activeRequests -= conn.active
+        conn.active = 0
         check()
       }
     }
@@ -376,12 +387,15 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
     const conn = h1 ? conns.get(req.socket) : undefined
     if (conn !== undefined) {
       conn.active++
+      if (closing && connectionClose && !res.headersSent) markClose(conn, res)
       conn.current = res
-      if (closing && connectionClose && !res.headersSent) res.setHeader("connection", "close")
     }
     res.on("close", () => {
-      activeRequests--
-      if (conn !== undefined) {
+      if (conn === undefined) activeRequests--
+      else {
+        // Already counted out if its socket closed first (see onClose).
+        if (conn.gone) return
+        activeRequests--
         conn.active--
         if (conn.current === res) conn.current = undefined
         exchangeEnded(conn, req)
@@ -402,11 +416,27 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       return
     }
     req.once("end", () => {
-      if (conn.active > 0) return
+      if (conn.gone || conn.active > 0) return
       conn.lastActivity = now()
       conn.bytesSeen = conn.socket.bytesRead
       if (idleClosing) scheduleSweep(idleGraceMs)
     })
+  }
+
+  /**
+   * Put `Connection: close` on `res`, the newest response of `conn`. If an
+   * older response still carries ours with its head unsent, the client
+   * pipelined this request behind it: Node would end the socket after that
+   * older response and never answer this one, so the close moves here.
+   */
+  const markClose = (conn: Conn, res: http.ServerResponse) => {
+    const older = conn.closeOn
+    if (older !== undefined && older !== res && !older.headersSent && older.getHeader("connection") === "close") {
+      // back to what Node would have sent (a client that asked for close keeps it)
+      if (older.shouldKeepAlive) older.setHeader("connection", "keep-alive")
+    }
+    conn.closeOn = res
+    res.setHeader("connection", "close")
   }
 
   /** A response ended while closing: count it, give its socket the idle grace, maybe finish the drain. */
@@ -506,7 +536,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
     closing = true
     if (connectionClose) {
       for (const conn of conns.values()) {
-        if (conn.current !== undefined && !conn.current.headersSent) conn.current.setHeader("connection", "close")
+        if (conn.current !== undefined && !conn.current.headersSent) markClose(conn, conn.current)
       }
     }
     for (const session of sessions.keys()) closeSession(session)
