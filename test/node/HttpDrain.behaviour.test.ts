@@ -319,7 +319,8 @@ for (const scheme of schemes) {
 
     it("a keep-alive socket reused after closing began: the response whose head went out before stays keep-alive, the next one gets Connection: close", async () => {
       const p = parked()
-      const r = await rig(scheme, p.handler)
+      // a long grace: the reuse must land in it even if this loaded machine stalls the test for a while
+      const r = await rig(scheme, p.handler, { idleGraceMs: 2_000 })
       const c = r.raw()
       c.write(GET("/first"))
       await p.arrived(1)
@@ -664,13 +665,14 @@ for (const scheme of schemes) {
       const streams: Array<http.ServerResponse> = []
       const headsSent = deferred()
       const n = 20
+      // a long grace: what is tested is the reuse right after the response, not the grace's length
       const r = await rig(scheme, (req, res) => {
         if (req.url !== "/stream") return void res.end("next")
         res.writeHead(200, { "content-type": "text/plain" })
         res.write("start ")
         streams.push(res)
         if (streams.length === n) headsSent.resolve()
-      })
+      }, { idleGraceMs: 2_000 })
       const agent = r.agent()
       const loops = Array.from({ length: n }, async () => {
         const first = await r.request("/stream", { agent })
