@@ -607,6 +607,28 @@ for (const scheme of schemes) {
     })
   })
 
+  describe(`${scheme}: an event loop busy past the grace`, () => {
+    it("a request that reached the server while its event loop was busy past the grace is served, not cut", async () => {
+      const r = await rig(scheme, (_req, res) => res.end("served"))
+      const c = r.raw()
+      c.write(GET())
+      await c.until((t) => t.endsWith("served"), "the first response")
+      await r.closing() // the socket was used a moment ago: it gets the rest of its grace
+      c.write(GET()) // written to the kernel at once; the server reads it at its next poll
+      // Block this process (server and client alike) past the grace, like a
+      // long task, a GC pause or CPU throttling would: when it resumes, the
+      // sweep's timer and the request's bytes are both ready, timers first.
+      const resume = performance.now() + 3 * grace
+      while (performance.now() < resume) {
+        // busy
+      }
+      await c.until((t) => heads(t).length === 2 && t.endsWith("served"), "the second response")
+      expect(heads(c.text)).toEqual([{ status: 200, connection: "keep-alive" }, { status: 200, connection: "close" }])
+      await c.endedP
+      expect(await r.drain.drain(patience)).toBe(true)
+    })
+  })
+
   describe(`${scheme}: pipelining`, () => {
     it("two requests pipelined before closing are both answered in order, the last with Connection: close", async () => {
       const p = parked()

@@ -298,30 +298,71 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
   const isIdleH1 = (conn: Conn) =>
     !conn.h2 && !conn.upgraded && conn.active === 0 && !conn.socket.destroyed && !conn.socket.writableEnded
 
+  /**
+   * Milliseconds until `conn` has been idle for the grace: 0 or less means
+   * close it now, Infinity means it is not idle (in use, or a request is
+   * arriving: its head in pieces, a slow client). Such a request is served
+   * once its head is complete (its response then carries Connection: close),
+   * or destroyed at the deadline; whatever ends it (a response, the rest of a
+   * body, the socket) sweeps again.
+   */
+  const idleIn = (conn: Conn, t: number): number => {
+    if (!isIdleH1(conn) || conn.socket.bytesRead > conn.bytesSeen) return Infinity
+    return idleGraceMs - (t - conn.lastActivity)
+  }
+
+  /**
+   * A TLS connection that has not sent a byte (not even its ClientHello) is
+   * idle since it was accepted; one whose handshake is under way is kept.
+   */
+  const rawIdleIn = (socket: net.Socket, raw: RawTls, t: number): number =>
+    socket.bytesRead > 0 || socket.destroyed ? Infinity : idleGraceMs - (t - raw.acceptedAt)
+
   const sweep = () => {
     sweepTimer = undefined
     sweepAt = Infinity
     if (!idleClosing || disposed) return
     const t = now()
     let next = Infinity
+    const due: Array<Conn> = []
+    const dueRaw: Array<net.Socket> = []
     for (const conn of conns.values()) {
-      if (!isIdleH1(conn)) continue
-      // A request is arriving (its head in pieces, or a slow client): not
-      // idle. It is served once its head is complete (its response then
-      // carries Connection: close), or destroyed at the deadline. Whatever
-      // ends it (a response, the rest of a body, the socket) sweeps again.
-      if (conn.socket.bytesRead > conn.bytesSeen) continue
-      const idleFor = t - conn.lastActivity
-      if (idleFor >= idleGraceMs) closeIdle(conn)
-      else next = Math.min(next, idleGraceMs - idleFor)
+      const left = idleIn(conn, t)
+      if (left <= 0) due.push(conn)
+      else next = Math.min(next, left)
     }
-    // A TLS connection that has not sent a byte (not even its ClientHello) is
-    // idle since it was accepted; one whose handshake is under way is kept.
     for (const [socket, raw] of rawTls) {
-      if (socket.bytesRead > 0 || socket.destroyed) continue
-      const idleFor = t - raw.acceptedAt
-      if (idleFor >= idleGraceMs) closeSilentRaw(socket, raw)
-      else next = Math.min(next, idleGraceMs - idleFor)
+      const left = rawIdleIn(socket, raw, t)
+      if (left <= 0) dueRaw.push(socket)
+      else next = Math.min(next, left)
+    }
+    if (due.length > 0 || dueRaw.length > 0) setImmediate(closeDue, due, dueRaw)
+    if (next !== Infinity) scheduleSweep(next)
+  }
+
+  /**
+   * Close what the sweep found idle, after the event loop's next poll phase.
+   * Timers run before I/O: after the loop was busy (a long task, a GC pause,
+   * CPU throttling) past the grace, a request may be waiting unread in the
+   * kernel while the sweep sees a quiet socket. By the check phase it has been
+   * read (a request in flight, or bytes of one), and the socket is kept.
+   */
+  const closeDue = (due: ReadonlyArray<Conn>, dueRaw: ReadonlyArray<net.Socket>) => {
+    if (!idleClosing || disposed) return
+    const t = now()
+    let next = Infinity
+    for (const conn of due) {
+      if (conns.get(conn.socket) !== conn) continue
+      const left = idleIn(conn, t)
+      if (left <= 0) closeIdle(conn)
+      else next = Math.min(next, left)
+    }
+    for (const socket of dueRaw) {
+      const raw = rawTls.get(socket)
+      if (raw === undefined) continue
+      const left = rawIdleIn(socket, raw, t)
+      if (left <= 0) closeSilentRaw(socket, raw)
+      else next = Math.min(next, left)
     }
     if (next !== Infinity) scheduleSweep(next)
   }
