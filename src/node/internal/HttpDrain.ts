@@ -20,7 +20,14 @@
  *    its last activity. A client that reuses a socket does it right away, so a
  *    socket quiet for the grace is very unlikely to carry a request in flight,
  *    and a request that does arrive within the grace is answered with
- *    `Connection: close`.
+ *    `Connection: close`. Bytes count as activity, not only parsed requests:
+ *    a socket that received bytes since its last exchange ended has a request
+ *    arriving (a head in pieces, a slow client) and is not idle; it is served
+ *    once its head is complete, or destroyed with the rest at the deadline.
+ *    This is read from `socket.bytesRead` (public, kept by the stream handle
+ *    even while Node's HTTP parser consumes it natively), so nothing is added
+ *    to the socket: a `data` listener would switch Node's parser from native
+ *    consumption to JavaScript for every byte the server ever reads.
  * 3. `drain`: waits until every tracked socket, session and request is gone.
  * 4. `destroyAll`: destroys what is left once the budget is spent.
  *
@@ -60,7 +67,8 @@ export interface HttpDrainOptions {
    * Default 150. Once idle-closing starts (`stopAccepting`), a keep-alive
    * socket idle for at least this long is closed at once; a socket used more
    * recently gets the rest of the grace, and a request arriving in it is served
-   * with `Connection: close`.
+   * with `Connection: close`. A socket that has received bytes of a request
+   * not yet complete is not idle: it is served, or destroyed at the deadline.
    */
   readonly idleGraceMs?: number
   /**
@@ -148,13 +156,28 @@ interface Conn {
   readonly socket: net.Socket
   active: number
   lastActivity: number
+  /**
+   * `socket.bytesRead` when its last exchange ended (accept, or a response
+   * closed with its request read whole): more than this, with no request in
+   * flight, means the next request is arriving.
+   */
+  bytesSeen: number
   upgraded: boolean
   request: http.IncomingMessage | undefined
   /** The response in flight on this socket, to add `Connection: close` to at `beginClosing`. */
   current: http.ServerResponse | undefined
+  /** The response we last gave `Connection: close`. */
+  closeOn: http.ServerResponse | undefined
+  /** The socket closed: its requests were counted out (see `onClose`). */
+  gone: boolean
   hooked: boolean
   h2: boolean
   endTimer: ReturnType<typeof setTimeout> | undefined
+  readonly onClose: () => void
+}
+
+interface RawTls {
+  readonly acceptedAt: number
   readonly onClose: () => void
 }
 
@@ -179,7 +202,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
 
   const conns = new Map<net.Socket, Conn>()
   /** Raw TCP sockets of a TLS server (handshake in progress or wrapped by a tracked TLS socket). */
-  const rawTls = new Map<net.Socket, () => void>()
+  const rawTls = new Map<net.Socket, RawTls>()
   const sessions = new Map<http2.Http2Session, () => void>()
   let activeRequests = 0
   let servedWhileClosing = 0
@@ -216,9 +239,12 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       socket,
       active: 0,
       lastActivity: now(),
+      bytesSeen: socket.bytesRead,
       upgraded: false,
       request: undefined,
       current: undefined,
+      closeOn: undefined,
+      gone: false,
       hooked: false,
       h2: false,
       endTimer: undefined,
@@ -226,6 +252,11 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
         if (conn.endTimer !== undefined) clearTimeout(conn.endTimer)
         conns.delete(socket)
         if (pending === conn) pending = undefined
+        // A response that never got the socket (queued behind one that closed
+        // it: pipelining) never emits 'close': count its request out here.
+        conn.gone = true
+        activeRequests -= conn.active
+        conn.active = 0
         check()
       }
     }
@@ -242,11 +273,11 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       rawTls.delete(socket)
       check()
     }
-    rawTls.set(socket, onClose)
+    rawTls.set(socket, { acceptedAt: now(), onClose })
     socket.once("close", onClose)
+    if (idleClosing) scheduleSweep(idleGraceMs)
   }
 
-  /** End an idle HTTP/1.x socket with a FIN; destroy it if the peer does not close in time. */
   /**
    * End an idle HTTP/1.x socket with a FIN. It no longer counts for the
    * drain: nothing more will be served on it, and waiting for each client's
@@ -267,19 +298,82 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
   const isIdleH1 = (conn: Conn) =>
     !conn.h2 && !conn.upgraded && conn.active === 0 && !conn.socket.destroyed && !conn.socket.writableEnded
 
+  /**
+   * Milliseconds until `conn` has been idle for the grace: 0 or less means
+   * close it now, Infinity means it is not idle (in use, or a request is
+   * arriving: its head in pieces, a slow client). Such a request is served
+   * once its head is complete (its response then carries Connection: close),
+   * or destroyed at the deadline; whatever ends it (a response, the rest of a
+   * body, the socket) sweeps again.
+   */
+  const idleIn = (conn: Conn, t: number): number => {
+    if (!isIdleH1(conn) || conn.socket.bytesRead > conn.bytesSeen) return Infinity
+    return idleGraceMs - (t - conn.lastActivity)
+  }
+
+  /**
+   * A TLS connection that has not sent a byte (not even its ClientHello) is
+   * idle since it was accepted; one whose handshake is under way is kept.
+   */
+  const rawIdleIn = (socket: net.Socket, raw: RawTls, t: number): number =>
+    socket.bytesRead > 0 || socket.destroyed ? Infinity : idleGraceMs - (t - raw.acceptedAt)
+
   const sweep = () => {
     sweepTimer = undefined
     sweepAt = Infinity
     if (!idleClosing || disposed) return
     const t = now()
     let next = Infinity
+    const due: Array<Conn> = []
+    const dueRaw: Array<net.Socket> = []
     for (const conn of conns.values()) {
-      if (!isIdleH1(conn)) continue
-      const idleFor = t - conn.lastActivity
-      if (idleFor >= idleGraceMs) closeIdle(conn)
-      else next = Math.min(next, idleGraceMs - idleFor)
+      const left = idleIn(conn, t)
+      if (left <= 0) due.push(conn)
+      else next = Math.min(next, left)
+    }
+    for (const [socket, raw] of rawTls) {
+      const left = rawIdleIn(socket, raw, t)
+      if (left <= 0) dueRaw.push(socket)
+      else next = Math.min(next, left)
+    }
+    if (due.length > 0 || dueRaw.length > 0) setImmediate(closeDue, due, dueRaw)
+    if (next !== Infinity) scheduleSweep(next)
+  }
+
+  /**
+   * Close what the sweep found idle, after the event loop's next poll phase.
+   * Timers run before I/O: after the loop was busy (a long task, a GC pause,
+   * CPU throttling) past the grace, a request may be waiting unread in the
+   * kernel while the sweep sees a quiet socket. By the check phase it has been
+   * read (a request in flight, or bytes of one), and the socket is kept.
+   */
+  const closeDue = (due: ReadonlyArray<Conn>, dueRaw: ReadonlyArray<net.Socket>) => {
+    if (!idleClosing || disposed) return
+    const t = now()
+    let next = Infinity
+    for (const conn of due) {
+      if (conns.get(conn.socket) !== conn) continue
+      const left = idleIn(conn, t)
+      if (left <= 0) closeIdle(conn)
+      else next = Math.min(next, left)
+    }
+    for (const socket of dueRaw) {
+      const raw = rawTls.get(socket)
+      if (raw === undefined) continue
+      const left = rawIdleIn(socket, raw, t)
+      if (left <= 0) closeSilentRaw(socket, raw)
+      else next = Math.min(next, left)
     }
     if (next !== Infinity) scheduleSweep(next)
+  }
+
+  /** Close a raw TLS socket that never sent a byte: there is nothing to answer on it. */
+  const closeSilentRaw = (socket: net.Socket, raw: RawTls) => {
+    socket.off("close", raw.onClose)
+    rawTls.delete(socket)
+    socket.destroy()
+    endedIdle++
+    check()
   }
 
   const scheduleSweep = (inMs: number) => {
@@ -326,7 +420,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
   // The per-request path: it runs for every request of the server's life, not
   // only during shutdown, so it does the least it can. One 'close' listener
   // per response (Node emits 'close' after 'finish', and for aborted ones),
-  // no removal, one timestamp.
+  // no removal, one timestamp, one read of the socket's byte count.
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (disposed) return
     activeRequests++
@@ -334,26 +428,68 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
     const conn = h1 ? conns.get(req.socket) : undefined
     if (conn !== undefined) {
       conn.active++
+      if (closing && connectionClose && !res.headersSent) markClose(conn, res)
       conn.current = res
-      if (closing && connectionClose && !res.headersSent) res.setHeader("connection", "close")
     }
     res.on("close", () => {
-      activeRequests--
-      if (conn !== undefined) {
+      if (conn === undefined) activeRequests--
+      else {
+        // Already counted out if its socket closed first (see onClose).
+        if (conn.gone) return
+        activeRequests--
         conn.active--
-        conn.lastActivity = now()
         if (conn.current === res) conn.current = undefined
+        exchangeEnded(conn, req)
       }
       if (closing || waiters.size > 0) settled(conn)
     })
+  }
+
+  /**
+   * A response closed: the exchange ends now, or, if its request body is still
+   * coming in (answered early; Node then reads and drops the rest), when the
+   * body ends. Bytes past that point belong to the next request.
+   */
+  const exchangeEnded = (conn: Conn, req: http.IncomingMessage) => {
+    conn.lastActivity = now()
+    if (req.complete) {
+      conn.bytesSeen = conn.socket.bytesRead
+      return
+    }
+    req.once("end", () => {
+      if (conn.gone || conn.active > 0) return
+      conn.lastActivity = now()
+      conn.bytesSeen = conn.socket.bytesRead
+      if (idleClosing) scheduleSweep(idleGraceMs)
+    })
+  }
+
+  /**
+   * Put `Connection: close` on `res`, the newest response of `conn`. If an
+   * older response still carries ours with its head unsent, the client
+   * pipelined this request behind it: Node would end the socket after that
+   * older response and never answer this one, so the close moves here.
+   */
+  const markClose = (conn: Conn, res: http.ServerResponse) => {
+    const older = conn.closeOn
+    if (older !== undefined && older !== res && !older.headersSent && older.getHeader("connection") === "close") {
+      // back to what Node would have sent (a client that asked for close keeps it)
+      if (older.shouldKeepAlive) older.setHeader("connection", "keep-alive")
+    }
+    conn.closeOn = res
+    res.setHeader("connection", "close")
   }
 
   /** A response ended while closing: count it, give its socket the idle grace, maybe finish the drain. */
   const settled = (conn: Conn | undefined) => {
     if (closing) servedWhileClosing++
     // With `Connection: close` Node has already ended the socket (its own
-    // 'finish' listener runs before our 'close'). Otherwise the client may
-    // reuse it: it gets the idle grace like any keep-alive socket.
+    // 'finish' listener runs before our 'close'). Otherwise the response's
+    // head went out as keep-alive before closing began, and the client may
+    // reuse the socket the moment the response ends: it gets the idle grace
+    // like any keep-alive socket. Ending it right here would race that reuse
+    // (a pooled client then sees "socket hang up"; the behaviour suite has
+    // the case), and a request already on the wire cannot be seen from here.
     if (conn !== undefined && conn.active === 0 && isIdleH1(conn)) scheduleSweep(idleGraceMs)
     check()
   }
@@ -441,7 +577,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
     closing = true
     if (connectionClose) {
       for (const conn of conns.values()) {
-        if (conn.current !== undefined && !conn.current.headersSent) conn.current.setHeader("connection", "close")
+        if (conn.current !== undefined && !conn.current.headersSent) markClose(conn, conn.current)
       }
     }
     for (const session of sessions.keys()) closeSession(session)
@@ -541,7 +677,7 @@ export const adopt = (server: DrainableServer, options: HttpDrainOptions = {}): 
       conn.socket.off("close", conn.onClose)
       if (conn.endTimer !== undefined) clearTimeout(conn.endTimer)
     }
-    for (const [socket, onClose] of rawTls) socket.off("close", onClose)
+    for (const [socket, raw] of rawTls) socket.off("close", raw.onClose)
     for (const [session, onClose] of sessions) session.off("close", onClose)
     conns.clear()
     rawTls.clear()
