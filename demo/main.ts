@@ -17,7 +17,7 @@
  * (or checkpoint), the journal closes, and the report is printed.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { ConfigProvider, Context, Effect, Layer, Queue } from "effect"
+import { ConfigProvider, Context, Effect, Layer, type Scope } from "effect"
 import { HttpRouter } from "effect/http"
 import * as http from "node:http"
 import { Health, Shutdown, Worker } from "winddown"
@@ -45,20 +45,17 @@ const createServer = () =>
   })
 
 /** The service itself, inside the Shutdown: everything it starts is drained and closed in order. */
-const serve = (config: DemoConfig.DemoConfig, journal: Journal.Journal) =>
+const serve = <C, E, R>(
+  config: DemoConfig.DemoConfig,
+  open: Effect.Effect<Jobs.Jobs<C>, E, R>
+) =>
   Effect.gen(function*() {
-    // A cleanup step: the journal closes after the jobs drained.
-    yield* Shutdown.addStep("close journal", journal.close)
-    yield* Health.addCheck("journal", Effect.suspend(() => journal.healthy() ? Effect.void : Effect.fail("cannot record jobs")))
-    for (const warning of journal.warnings) yield* Effect.logWarning(`[demo] ${warning}`)
-    const jobs = Jobs.make(journal)
-    const queue = yield* Queue.unbounded<string>()
-    for (const job of jobs.pending()) yield* Queue.offer(queue, job.id)
+    const jobs = yield* open
 
     // Listen before any worker starts: a port lost since the check stops the
     // start before a job is taken.
     const server = yield* Layer.build(
-      NodeHttpDrain.layer(HttpRouter.serve(routes(jobs, queue), { disableListenLog: true, disableLogger: true }), {
+      NodeHttpDrain.layer(HttpRouter.serve(routes(jobs), { disableListenLog: true, disableLogger: true }), {
         port: config.port,
         host: config.host,
         createServer
@@ -75,19 +72,47 @@ const serve = (config: DemoConfig.DemoConfig, journal: Journal.Journal) =>
     }
 
     yield* Worker.make("jobs", {
-      take: queue,
+      take: jobs.take,
       process: jobs.run,
       concurrency: config.workers,
-      // The journal already holds the checkpoint; in memory, the job waits in the queue.
-      requeue: (id) => Queue.offer(queue, id)
+      requeue: jobs.requeue
     })
     yield* Health.markStarted
     const { port } = Context.get(server, NodeHttpDrain.Server)
-    const counts = jobs.counts()
-    yield* say(`listening on http://localhost:${port} (pid ${process.pid}); ${journal.description}: ${counts.pending} pending, ${counts.done} done`)
+    const counts = yield* Effect.result(jobs.counts)
+    const shown = counts._tag === "Failure" ? "" : `: ${counts.success.pending} pending, ${counts.success.done} done`
+    yield* say(`listening on http://localhost:${port} (pid ${process.pid}); ${jobs.description}${shown}`)
     yield* say(`try:  curl -X POST localhost:${port}/jobs -d '{"ms":3000}'   then   curl localhost:${port}/jobs/<id>`)
     yield* say(`stop: Ctrl+C, or kill -TERM ${process.pid}`)
     return yield* Effect.never
+  })
+
+/** The embedded store inside the Shutdown: the journal closes in cleanup, after the jobs drained. */
+const openJournal = (journal: Journal.Journal) =>
+  Effect.gen(function*() {
+    // A cleanup step: the journal closes after the jobs drained.
+    yield* Shutdown.addStep("close journal", journal.close)
+    yield* Health.addCheck("journal", Effect.suspend(() => journal.healthy() ? Effect.void : Effect.fail("cannot record jobs")))
+    for (const warning of journal.warnings) yield* Effect.logWarning(`[demo] ${warning}`)
+    return yield* Jobs.make(journal)
+  })
+
+/** The service and its Shutdown, once everything it needs has been checked. */
+const run = <C, E extends { readonly _tag: string; readonly message: string }>(
+  config: DemoConfig.DemoConfig,
+  open: Effect.Effect<Jobs.Jobs<C>, E, Shutdown.Shutdown | Health.Health | Scope.Scope>
+) =>
+  serve(config, open).pipe(
+    Effect.provide(Health.layer()),
+    Effect.provide(NodeShutdown.layerConfig(DemoConfig.shutdownDefaults)),
+    Effect.mapError(fromLibrary)
+  )
+
+/** A port in use (or a HOST that is not ours) refuses now, with one line, rather than in the middle of a started service. */
+const probePorts = (config: DemoConfig.DemoConfig) =>
+  Effect.gen(function*() {
+    yield* Listen.probe("PORT", config.host, config.port)
+    if (config.healthPort !== undefined) yield* Listen.probe("HEALTH_PORT", config.host, config.healthPort)
   })
 
 const main = Effect.gen(function*() {
@@ -104,15 +129,8 @@ const main = Effect.gen(function*() {
     Effect.mapError(Journal.open(dir), (e) => new Refusal({ reason: "journal", message: e.message })),
     (j) => j.close
   )
-  // A port in use (or a HOST that is not ours) refuses now, with one line,
-  // rather than in the middle of a started service.
-  yield* Listen.probe("PORT", config.host, config.port)
-  if (config.healthPort !== undefined) yield* Listen.probe("HEALTH_PORT", config.host, config.healthPort)
-  return yield* serve(config, journal).pipe(
-    Effect.provide(Health.layer()),
-    Effect.provide(NodeShutdown.layerConfig(DemoConfig.shutdownDefaults)),
-    Effect.mapError(fromLibrary)
-  )
+  yield* probePorts(config)
+  return yield* run(config, openJournal(journal))
 })
 
 NodeRuntime.runMain(main.pipe(Effect.scoped, report, Effect.provideService(ConfigProvider.ConfigProvider, DemoConfig.environment())))
