@@ -2,6 +2,7 @@
  * The winddown demo: a small job service that loses nothing across restarts.
  *
  *   npm start                      (PORT=3000 DATA_DIR=./data WORKERS=4 HEALTH_PORT=)
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm start    (a replica of a fleet)
  *   curl -X POST localhost:3000/jobs -d '{"ms":3000}'
  *   curl localhost:3000/jobs/<id>
  *   kill -TERM <pid>  (or Ctrl+C)  and watch the shutdown
@@ -15,6 +16,12 @@
  * Jobs are journaled (fsync) before the 202; workers take pending jobs; on
  * SIGTERM readiness goes off, the listener closes, requests and jobs drain
  * (or checkpoint), the journal closes, and the report is printed.
+ *
+ * With DATABASE_URL the jobs live in a PostgreSQL table instead (`PgJobs.ts`),
+ * shared by any number of replicas: no data directory, no lock, no journal.
+ * The start checks the settings, the server and the table, then the ports;
+ * on SIGTERM checkpointed jobs go back to the table for another replica, and
+ * the pool closes after the drain.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { ConfigProvider, Context, Effect, Layer, type Scope } from "effect"
@@ -26,6 +33,7 @@ import { limits, routes } from "./Api.ts"
 import * as DemoConfig from "./Config.ts"
 import * as DataDir from "./DataDir.ts"
 import * as Jobs from "./Jobs.ts"
+import type * as PgJobs from "./PgJobs.ts"
 import * as Journal from "./Journal.ts"
 import * as Listen from "./Listen.ts"
 import { Refusal, report } from "./Refusal.ts"
@@ -80,7 +88,9 @@ const serve = <C, E, R>(
     yield* Health.markStarted
     const { port } = Context.get(server, NodeHttpDrain.Server)
     const counts = yield* Effect.result(jobs.counts)
-    const shown = counts._tag === "Failure" ? "" : `: ${counts.success.pending} pending, ${counts.success.done} done`
+    const shown = counts._tag === "Failure"
+      ? ""
+      : `: ${counts.success.pending} pending, ${config.database === undefined ? "" : `${counts.success.running} running, `}${counts.success.done} done`
     yield* say(`listening on http://localhost:${port} (pid ${process.pid}); ${jobs.description}${shown}`)
     yield* say(`try:  curl -X POST localhost:${port}/jobs -d '{"ms":3000}'   then   curl localhost:${port}/jobs/<id>`)
     yield* say(`stop: Ctrl+C, or kill -TERM ${process.pid}`)
@@ -115,11 +125,27 @@ const probePorts = (config: DemoConfig.DemoConfig) =>
     if (config.healthPort !== undefined) yield* Listen.probe("HEALTH_PORT", config.host, config.healthPort)
   })
 
+/**
+ * One replica of a fleet on PostgreSQL. No data directory and no instance
+ * lock: many replicas on one table are the point, and the table's claims keep
+ * them from running a job twice.
+ */
+const fleet = (config: DemoConfig.DemoConfig, database: DemoConfig.Database) =>
+  Effect.gen(function*() {
+    // Loaded only in this mode: the embedded demo never loads the SQL client.
+    const Pg: typeof PgJobs = yield* Effect.promise(() => import("./PgJobs.ts"))
+    const replica = Pg.replicaId()
+    yield* Pg.prepare(database, replica)
+    yield* probePorts(config)
+    return yield* run(config, Pg.open(database, replica, config.workers))
+  })
+
 const main = Effect.gen(function*() {
   const config = yield* DemoConfig.check
   if (process.argv.includes("--check")) {
     return yield* Effect.sync(() => void process.stdout.write("[demo] settings ok\n"))
   }
+  if (config.database !== undefined) return yield* fleet(config, config.database)
   const dir = yield* DataDir.prepare(config.dataDir)
   // Released last, after the shutdown below has finished with the journal.
   yield* DataDir.lock(dir, config.dataDir)
