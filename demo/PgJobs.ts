@@ -311,7 +311,7 @@ export const make = (sql: SqlClient.SqlClient, db: Database, replica: string) =>
         }
         if (performance.now() - renewedAt >= db.leaseMs) {
           c.released = true
-          return yield* warn(c, "its lease may have run out (it could not be renewed): stopping; another replica takes it over")
+          return yield* warn(c, "its lease may have run out (it could not be renewed): stopping; any replica takes it over from its last recorded progress")
         }
         const step = Math.min(slice, c.ms - c.progressMs)
         yield* Effect.sleep(step)
