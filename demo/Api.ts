@@ -4,9 +4,11 @@
  * and query strings are decoded with `Schema` within the limits below, and
  * every refusal is a JSON `{"error": "<one line>"}` (413 for a body over the
  * limit, 400 for a bad value, 404 for an unknown path, 405 with `Allow` for a
- * wrong method, 503 when the journal cannot record a job).
+ * wrong method, 503 when the store cannot record a job or answer).
+ *
+ * The API is the same whether the jobs live in the journal or in PostgreSQL.
  */
-import { ByteSize, Effect, Layer, Queue, Result, Schema, SchemaTransformation } from "effect"
+import { ByteSize, Effect, Layer, Result, Schema, SchemaTransformation } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Health } from "winddown"
 import { describeIssue, limits as storeLimits } from "./JobStore.ts"
@@ -75,7 +77,14 @@ const readBody = (request: HttpServerRequest.HttpServerRequest) => {
   )
 }
 
-const postJob = (jobs: Jobs, queue: Queue.Queue<string>) =>
+/** The store could not answer: nothing was decided, try again. */
+const unavailable = (what: string, message: string) =>
+  Effect.as(
+    Effect.logWarning(`[demo] ${what} answered 503: ${message}`),
+    fail(503, `not available: ${message}`, { "retry-after": "5" })
+  )
+
+const postJob = <C>(jobs: Jobs<C>) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const body = yield* readBody(request)
@@ -96,18 +105,37 @@ const postJob = (jobs: Jobs, queue: Queue.Queue<string>) =>
       yield* Effect.logWarning(`[demo] POST /jobs answered 503: ${accepted.failure.message}`)
       return fail(503, `not accepted: ${accepted.failure.message}`, { "retry-after": "5" })
     }
-    yield* Queue.offer(queue, accepted.success.id)
     return HttpServerResponse.jsonUnsafe({ id: accepted.success.id }, { status: 202 })
   })
 
-const getJob = (jobs: Jobs) =>
+const getJob = <C>(jobs: Jobs<C>) =>
   Effect.gen(function*() {
     const { id } = yield* HttpRouter.params
-    const job = id === undefined ? undefined : jobs.get(id)
+    const found = id === undefined ? Result.succeed(undefined) : yield* Effect.result(jobs.get(id))
+    if (Result.isFailure(found)) return yield* unavailable("GET /jobs/:id", found.failure.message)
+    const job = found.success
     if (job === undefined) return fail(404, "no such job")
-    const { state, ms, progressMs, result, runs, completions } = job
-    return HttpServerResponse.jsonUnsafe({ id, state, ms, progressMs, result, runs, completions })
+    const { state, ms, progressMs, result, runs, completions, history } = job
+    return HttpServerResponse.jsonUnsafe({
+      id,
+      state,
+      ms,
+      progressMs,
+      result,
+      runs,
+      completions,
+      ...(history === undefined ? {} : { history })
+    })
   })
+
+const getCounts = <C>(jobs: Jobs<C>) =>
+  Effect.result(jobs.counts).pipe(
+    Effect.flatMap((counts) =>
+      Result.isFailure(counts)
+        ? unavailable("GET /jobs", counts.failure.message)
+        : Effect.succeed(HttpServerResponse.jsonUnsafe(counts.success))
+    )
+  )
 
 const work = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
@@ -161,11 +189,11 @@ const notRouted = HttpRouter.middleware((app) =>
       })
       : Effect.fail(e)), { global: true })
 
-export const routes = (jobs: Jobs, queue: Queue.Queue<string>) =>
+export const routes = <C>(jobs: Jobs<C>) =>
   Layer.mergeAll(
-    HttpRouter.add("POST", "/jobs", postJob(jobs, queue)),
+    HttpRouter.add("POST", "/jobs", postJob(jobs)),
     HttpRouter.add("GET", "/jobs/:id", getJob(jobs)),
-    HttpRouter.add("GET", "/jobs", Effect.sync(() => HttpServerResponse.jsonUnsafe(jobs.counts()))),
+    HttpRouter.add("GET", "/jobs", getCounts(jobs)),
     HttpRouter.add("GET", "/work", work),
     Health.routes(),
     notRouted

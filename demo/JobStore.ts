@@ -1,7 +1,12 @@
 /**
- * Where the demo's jobs live: the seam between `Jobs` (what a job is and how
- * it runs) and its durable record. Today the only store is the journal file
- * (`Journal.ts`); a database store implements the same interface.
+ * The durable record of the embedded demo: the seam between `Jobs.make` (what
+ * a job is and how it runs in one process) and the journal file
+ * (`Journal.ts`), plus the limits and the error every store shares.
+ *
+ * A store shared by several processes cannot be an append-only record that
+ * one process replays: it has to say who holds a job. The PostgreSQL store
+ * (`PgJobs.ts`) therefore implements `Jobs.Jobs` itself (take, run, requeue
+ * as claims with a lease), not this interface.
  *
  * The entries are validated with `Schema` when read back: a store hands
  * `Jobs` only entries within the limits below, so a hand-edited or damaged

@@ -1,13 +1,20 @@
 /**
- * Jobs of the demo: their state is whatever their store (the journal) says, so a restart
- * (after SIGTERM or SIGKILL) rebuilds it exactly. A job runs in 50 ms slices;
- * asked to wrap up (the drain's soft deadline) or interrupted (its hard
- * deadline), it writes a checkpoint and goes back to pending, to resume after
- * the restart. Its completion is one durable line written once, so a job
- * that got a 202 completes exactly once across SIGTERM restarts (at least
- * once across SIGKILL: a kill between the work and that line repeats it).
+ * Jobs of the demo: what a job is, the interface the API and the worker use
+ * ({@link Jobs}), and its embedded implementation ({@link make}) over the
+ * journal.
+ *
+ * Embedded, a job's state is whatever the journal says, so a restart (after
+ * SIGTERM or SIGKILL) rebuilds it exactly. A job runs in 50 ms slices; asked
+ * to wrap up (the drain's soft deadline) or interrupted (its hard deadline),
+ * it writes a checkpoint and goes back to pending, to resume after the
+ * restart. Its completion is one durable line written once, so a job that got
+ * a 202 completes exactly once across SIGTERM restarts (at least once across
+ * SIGKILL: a kill between the work and that line repeats it).
+ *
+ * With `DATABASE_URL` the same interface is implemented over a table that
+ * every replica shares (`PgJobs.ts`).
  */
-import { Effect } from "effect"
+import { Effect, Queue } from "effect"
 import { Drain, Worker } from "winddown"
 import type { Entry, JobStore, JobStoreError } from "./JobStore.ts"
 
@@ -24,17 +31,43 @@ export interface Job {
   readonly acceptedAt: number
 }
 
-export interface Jobs {
-  readonly get: (id: string) => Job | undefined
-  /** Record the job durably, then hold it; fails (nothing promised) when the store cannot record it. */
-  readonly accept: (ms: number) => Effect.Effect<Job, JobStoreError>
-  readonly pending: () => ReadonlyArray<Job>
-  readonly counts: () => Record<State, number>
-  /** The worker's unit of work; returns Worker.Requeue when it checkpointed instead of finishing. */
-  readonly run: (id: string) => Effect.Effect<void | Worker.Requeue>
+/** A job as `GET /jobs/:id` shows it. */
+export interface JobView {
+  readonly state: State
+  readonly ms: number
+  readonly progressMs: number
+  readonly result: string | undefined
+  readonly runs: number
+  readonly completions: number
+  /** PostgreSQL mode: who ran it, from where, and how each run ended. */
+  readonly history?: ReadonlyArray<unknown>
 }
 
-const slice = 50
+/**
+ * What the API and the worker need from wherever the jobs live. `Claim` is
+ * what the worker holds while it runs a job: an id in memory, a claim with a
+ * lease in a shared table.
+ */
+export interface Jobs<Claim> {
+  /** What and where, for log lines: `journal /data/journal.jsonl`. */
+  readonly description: string
+  readonly get: (id: string) => Effect.Effect<JobView | undefined, JobStoreError>
+  /**
+   * Record the job durably and make it available to the workers; fails
+   * (nothing promised) when the store cannot record it.
+   */
+  readonly accept: (ms: number) => Effect.Effect<{ readonly id: string }, JobStoreError>
+  readonly counts: Effect.Effect<Record<State, number>, JobStoreError>
+  /** The worker's `take`: waits for the next job this process may run. */
+  readonly take: Effect.Effect<Claim>
+  /** The worker's unit of work; returns Worker.Requeue when it checkpointed instead of finishing. */
+  readonly run: (claim: Claim) => Effect.Effect<void | Worker.Requeue>
+  /** The worker's `requeue`: hand back a job it took but did not finish. Never fails. */
+  readonly requeue: (claim: Claim, reason: Worker.RequeueReason) => Effect.Effect<void>
+}
+
+/** Jobs run in slices this long: how often they look at the wrap-up request, the granularity of checkpoints. */
+export const slice = 50
 
 const pendingJob = (id: string, ms: number, acceptedAt: number): Job => ({
   id, ms, state: "pending", progressMs: 0, runs: 0, completions: 0, result: undefined, acceptedAt
@@ -80,8 +113,16 @@ const note = (store: JobStore, entry: Entry) =>
     Effect.catch((e) => Effect.logWarning(`[demo] job ${entry.id}: could not record "${entry.t}" (${e.message}); it may run again after a restart`))
   )
 
-export const make = (store: JobStore): Jobs => {
-  const jobs = replay(store.entries)
+/** The embedded jobs: state from the journal, pending ids in an in-memory queue. */
+export const make = (store: JobStore): Effect.Effect<Jobs<string>> =>
+  Effect.map(Queue.unbounded<string>(), (queue) => {
+    const jobs = replay(store.entries)
+    const pending = [...jobs.values()].filter((j) => j.state === "pending").sort((a, b) => a.acceptedAt - b.acceptedAt)
+    for (const job of pending) Queue.offerUnsafe(queue, job.id)
+    return fromJournal(store, jobs, queue)
+  })
+
+const fromJournal = (store: JobStore, jobs: Map<string, Job>, queue: Queue.Queue<string>): Jobs<string> => {
   const run = (id: string) =>
     Effect.suspend(() => {
       const job = jobs.get(id)
@@ -119,23 +160,27 @@ export const make = (store: JobStore): Jobs => {
       return work.pipe(Effect.onInterrupt(() => checkpoint))
     })
   return {
-    get: (id) => jobs.get(id),
+    description: store.description,
+    get: (id) => Effect.sync(() => jobs.get(id)),
     accept: (ms) =>
       Effect.suspend(() => {
         const job = pendingJob(newId(), ms, Date.now())
         return store.append({ t: "accepted", id: job.id, ms, at: job.acceptedAt }).pipe(
           Effect.map(() => {
             jobs.set(job.id, job)
-            return job
+            Queue.offerUnsafe(queue, job.id)
+            return { id: job.id }
           })
         )
       }),
-    pending: () => [...jobs.values()].filter((j) => j.state === "pending").sort((a, b) => a.acceptedAt - b.acceptedAt),
-    counts: () => {
+    counts: Effect.sync(() => {
       const counts = { pending: 0, running: 0, done: 0 }
       for (const job of jobs.values()) counts[job.state]++
       return counts
-    },
-    run
+    }),
+    take: Queue.take(queue),
+    run,
+    // The journal already holds the checkpoint; in memory, the job waits in the queue.
+    requeue: (id) => Effect.asVoid(Queue.offer(queue, id))
   }
 }

@@ -17,8 +17,12 @@ export const exitCodes = {
   setting: 78,
   /** Someone else holds what it needs (the data directory, the port): stop them or wait. */
   inUse: 75,
+  /** A server it needs (PostgreSQL, with DATABASE_URL) does not answer: try again later. */
+  unavailable: 75,
   /** The journal cannot be read, written or repaired. */
-  journal: 74
+  journal: 74,
+  /** The jobs table (with DATABASE_URL) cannot be created or is not one the demo can use. */
+  table: 74
 } as const
 
 export type Reason = keyof typeof exitCodes

@@ -64,6 +64,25 @@ export const badSettings: ReadonlyArray<BadSetting> = [
     "a.".repeat(130)
   ]),
   ...each("DATA_DIR", ["", " ", "\t", " /tmp/x", "/tmp/x ", "/tmp/a\nb"]),
+  ...each("DATABASE_URL", [
+    "",
+    " ",
+    "postgres",
+    "localhost:5432",
+    "mysql://app@db/test",
+    "http://localhost/test",
+    " postgres://app@db/test",
+    "postgres://app@db/test ",
+    "postgres://app@db:0/test",
+    "postgres://app@db:99999/test",
+    "postgres://app@db/%zz",
+    "postgres://app@db/test?sslmode=maybe",
+    "postgres://app@db/test?port=x",
+    "postgres://app@db/test?connect_timeout=soon"
+  ]),
+  // Without DATABASE_URL these mean nothing: a fleet missing its URL would run each replica on its own journal.
+  ...each("JOBS_TABLE", ["jobs", "", "Jobs", "1jobs", "jobs;drop", `"jobs"`, "x".repeat(51)]),
+  ...each("JOBS_LEASE_MS", ["10000", "", "0", "1s"]),
   ...each("WINDDOWN_TIMEOUT", ["", " ", "25", "abc", "-1s", "0x10s"]),
   ...each("WINDDOWN_SIGNALS", ["", "SIGFOO", "SIGTERM,SIGKILL"]),
   ...each("WINDDOWN_SIGNAL_EXIT", ["", "maybe"]),
