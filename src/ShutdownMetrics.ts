@@ -92,23 +92,34 @@ export const definitions = [
   }
 ] as const satisfies ReadonlyArray<Definition>
 
-const describe = (name: (typeof definitions)[number]["name"]) => {
+/**
+ * A metric's options from its definition. The unit travels as the `unit`
+ * attribute, effect's convention: its OTLP exporter sends it as the metric's
+ * unit, its Prometheus formatter leaves it out of the labels. Counters only
+ * go up (`incremental`), so OTLP receives them as monotonic sums, i.e.
+ * counters, not up-down counters.
+ */
+const optionsOf = (name: (typeof definitions)[number]["name"]) => {
   const d = definitions.find((d) => d.name === name)!
-  return `${d.description} (${d.unit})`
+  return {
+    description: `${d.description} (${d.unit})`,
+    attributes: { unit: d.unit },
+    ...(d.kind === "counter" ? { incremental: true } : {})
+  }
 }
 
 /**
  * @since 0.1.0
  * @category metrics
  */
-export const shutdowns = Metric.counter("winddown.shutdowns", { description: describe("winddown.shutdowns") })
+export const shutdowns = Metric.counter("winddown.shutdowns", optionsOf("winddown.shutdowns"))
 
 /**
  * @since 0.1.0
  * @category metrics
  */
 export const shutdownDuration = Metric.histogram("winddown.shutdown.duration", {
-  description: describe("winddown.shutdown.duration"),
+  ...optionsOf("winddown.shutdown.duration"),
   boundaries: secondsBoundaries
 })
 
@@ -117,7 +128,7 @@ export const shutdownDuration = Metric.histogram("winddown.shutdown.duration", {
  * @category metrics
  */
 export const phaseDuration = Metric.histogram("winddown.phase.duration", {
-  description: describe("winddown.phase.duration"),
+  ...optionsOf("winddown.phase.duration"),
   boundaries: secondsBoundaries
 })
 
@@ -125,32 +136,28 @@ export const phaseDuration = Metric.histogram("winddown.phase.duration", {
  * @since 0.1.0
  * @category metrics
  */
-export const steps = Metric.counter("winddown.steps", { description: describe("winddown.steps") })
+export const steps = Metric.counter("winddown.steps", optionsOf("winddown.steps"))
 
 /**
  * @since 0.1.0
  * @category metrics
  */
-export const inFlight = Metric.gauge("winddown.drain.in_flight", { description: describe("winddown.drain.in_flight") })
+export const inFlight = Metric.gauge("winddown.drain.in_flight", optionsOf("winddown.drain.in_flight"))
 
 /**
  * @since 0.1.0
  * @category metrics
  */
-export const refused = Metric.counter("winddown.drain.refused", { description: describe("winddown.drain.refused") })
+export const refused = Metric.counter("winddown.drain.refused", optionsOf("winddown.drain.refused"))
 
 /**
  * @since 0.1.0
  * @category metrics
  */
-export const servedWhileClosing = Metric.counter("winddown.http.served_while_closing", {
-  description: describe("winddown.http.served_while_closing")
-})
+export const servedWhileClosing = Metric.counter("winddown.http.served_while_closing", optionsOf("winddown.http.served_while_closing"))
 
 /**
  * @since 0.1.0
  * @category metrics
  */
-export const connectionsDestroyed = Metric.counter("winddown.http.connections_destroyed", {
-  description: describe("winddown.http.connections_destroyed")
-})
+export const connectionsDestroyed = Metric.counter("winddown.http.connections_destroyed", optionsOf("winddown.http.connections_destroyed"))
