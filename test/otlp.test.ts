@@ -173,6 +173,12 @@ const assertDelivered = (r: Otlp.Receiver) => {
     assert.strictEqual(record.severityText, "Info")
   }
   assert.deepInclude(line(/^\[winddown\] draining: /).attributes, { "winddown.phase": "drain" })
+  assert.deepInclude(line(/^\[winddown\] http: draining 1 requests on 1 connections/).attributes, {
+    "winddown.phase": "drain",
+    "winddown.http.server": "http",
+    "winddown.http.active_requests": 1,
+    "winddown.http.connections": 1
+  })
   assert.deepInclude(line(/^\[winddown\] shutdown complete/).attributes, {
     "winddown.exit_code": 0,
     "winddown.not_ok": 0

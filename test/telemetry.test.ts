@@ -1,7 +1,7 @@
 // Spans and metrics of a shutdown, through effect's own Tracer and Metric:
 // whatever tracer and metrics exporter the program provides receives them.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Metric, Option, Queue, Tracer } from "effect"
+import { Effect, Exit, Logger, Metric, Option, Queue, References, Tracer } from "effect"
 import { OtlpExporter } from "effect/observability"
 import { Drain, ShutdownMetrics, Worker } from "../src/index.ts"
 import { TestShutdown } from "../src/testing/index.ts"
@@ -154,5 +154,26 @@ describe("metrics", () => {
       assert.match(d.name, /^winddown\.[a-z_.]+$/)
       assert.isAbove(d.unit.length, 0)
     }
+  })
+})
+
+describe("log fields", () => {
+  it.effect("a worker's own warnings carry winddown fields for a structured logger", () => {
+    const records: Array<{ message: unknown; annotations: Record<string, unknown> }> = []
+    const capture = Logger.make((options) => {
+      records.push({ message: options.message, annotations: { ...options.fiber.getRef(References.CurrentLogAnnotations) } })
+    })
+    return withShutdown({ timeout: "10 seconds" }, ({ runToReport }) =>
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<number>()
+        yield* Queue.offer(queue, 1)
+        yield* Worker.make("emails", { take: queue, process: () => Effect.fail("smtp down") })
+        yield* Effect.yieldNow
+        yield* runToReport({ reason: "x" })
+        const failed = records.find((r) => String((r.message as Array<unknown>)[0]).includes("process failed"))
+        assert.isDefined(failed)
+        assert.strictEqual(failed!.annotations["winddown.worker"], "emails")
+        assert.include(String(failed!.annotations["winddown.cause"]), "smtp down")
+      })).pipe(Effect.provide(Logger.layer([capture])))
   })
 })
