@@ -93,6 +93,34 @@ export const definitions = [
 ] as const satisfies ReadonlyArray<Definition>
 
 /**
+ * The name a metric has in Prometheus, by OpenTelemetry's rules for
+ * Prometheus exporters: dots become underscores, a unit in seconds becomes
+ * the suffix `_seconds` (annotations such as `{step}` are dropped), and
+ * counters end in `_total`. `winddown.shutdowns` is `winddown_shutdowns_total`,
+ * `winddown.phase.duration` is `winddown_phase_duration_seconds` (with
+ * `_bucket`, `_sum` and `_count` series).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const prometheusName = (definition: Definition): string => {
+  const base = definition.name.replace(/[^a-zA-Z0-9_:]/g, "_")
+  const unit = definition.unit === "s" ? "_seconds" : ""
+  return `${base}${unit}${definition.kind === "counter" ? "_total" : ""}`
+}
+
+const prometheusNames: ReadonlyMap<string, string> = new Map(definitions.map((d) => [d.name, prometheusName(d)]))
+
+/**
+ * A `metricNameMapper` for effect's `PrometheusMetrics`: winddown's metrics
+ * get their {@link prometheusName}, any other name is left as it is.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const prometheusNameMapper = (name: string): string => prometheusNames.get(name) ?? name
+
+/**
  * A metric's options from its definition. The unit travels as the `unit`
  * attribute, effect's convention: its OTLP exporter sends it as the metric's
  * unit, its Prometheus formatter leaves it out of the labels. Counters only
