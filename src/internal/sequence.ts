@@ -88,8 +88,12 @@ const runPhase = (engine: Engine.Engine, phase: Phase.Phase, exit: Exit.Exit<unk
         { "winddown.phase": phase, "winddown.allowance_ms": window.allowanceMs, "winddown.steps": steps.length }
       )
     }
-    const run = (step: ScopeSteps.Step, i: number) =>
-      Trace.span(step.name, runStep(engine, window, phase, step, i + 1, steps.length, exit), {
+    // Decided once for the phase: without a tracer a step is only runStep,
+    // with nothing built or checked per step.
+    const traced = yield* Trace.enabled
+    const untraced = (step: ScopeSteps.Step, i: number) => runStep(engine, window, phase, step, i + 1, steps.length, exit)
+    const run = !traced ? untraced : (step: ScopeSteps.Step, i: number) =>
+      Trace.span(step.name, untraced(step, i), {
         attributes: { "winddown.phase": phase, "winddown.step.name": step.name, "winddown.step.index": i + 1 },
         end: (r) => ({
           "winddown.step.outcome": r.outcome,

@@ -52,6 +52,11 @@ const noStack = { captureStackTrace: false } as const
 const endTime = (fiber: Fiber.Fiber<unknown, unknown>): bigint =>
   fiber.getRef(References.TracerTimingEnabled) ? fiber.getRef(Clock.Clock).currentTimeNanosUnsafe() : 0n
 
+/** Whether spans are made at all: a tracer other than effect's default is in the context. */
+export const enabled: Effect.Effect<boolean> = Effect.withFiber((fiber) =>
+  Effect.succeed(fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer)
+)
+
 /** Add attributes to the current span, if there is one worth it. */
 export const annotate = (attributes: () => Attributes): Effect.Effect<void> =>
   Effect.withFiber((fiber) =>
