@@ -186,8 +186,8 @@ export const adopt = (
             "winddown.http.destroyed": destroyed,
             "winddown.http.drained": drained ?? false
           })),
-          Metric.update(Metric.withAttributes(ShutdownMetrics.servedWhileClosing, attributes), stats.servedWhileClosing),
-          Metric.update(Metric.withAttributes(ShutdownMetrics.connectionsDestroyed, attributes), destroyed)
+          Metric.update(ShutdownMetrics.series("winddown.http.served_while_closing", attributes), stats.servedWhileClosing),
+          Metric.update(ShutdownMetrics.series("winddown.http.connections_destroyed", attributes), destroyed)
         ], { discard: true })
       }))
     )
