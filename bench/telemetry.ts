@@ -6,7 +6,8 @@
  *   default 72bbef6, extracted into bench/out/ and imported from there);
  * - `no tracer`: winddown now, with effect's default tracer (metrics are
  *   always recorded);
- * - `memory tracer`: now, with a tracer that keeps every span in memory;
+ * - `memory tracer`: now, with an in-memory tracer: effect's own spans,
+ *   counted (keeping them all would measure the collector, not the spans);
  * - `OTLP`: now, with effect's OTLP tracer, metrics and logger (JSON over
  *   HTTP) sending to a receiver in another process, including the flush
  *   phase's export.
@@ -21,7 +22,7 @@
  * machine it moves far less than wall-clock time, which is shown too). Logging is off, as in bench/core.ts (a log line per step would
  * dominate).
  *
- *   node --import tsx bench/telemetry.ts [--rounds 21] [--samples 7] [--before <rev>]
+ *   node --import tsx bench/telemetry.ts [--rounds 21] [--samples 7] [--before <rev>] [--only before,no tracer]
  */
 import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -64,12 +65,11 @@ const loadBefore = async (rev: string): Promise<Winddown> => {
 // The tracers
 // ---------------------------------------------------------------------------
 
-const memorySpans: Array<Tracer.Span> = []
+let spansMade = 0
 const memoryTracer = Tracer.make({
   span: (options) => {
-    const span = Tracer.nativeTracer.span(options) as Tracer.Span
-    memorySpans.push(span)
-    return span
+    spansMade++
+    return Tracer.nativeTracer.span(options)
   }
 })
 
@@ -152,6 +152,7 @@ const drain = (w: Winddown) =>
 // ---------------------------------------------------------------------------
 
 const median = (xs: ReadonlyArray<number>) => {
+  if (xs.length === 0) return NaN
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
@@ -204,8 +205,12 @@ const child = async (names: ReadonlyArray<Variant>) => {
   for (let i = 0; i < warmup + SAMPLES; i++) {
     for (const v of shuffle([...prepared])) {
       for (const wl of workloads) {
-        memorySpans.length = 0
+        const made = spansMade
         const sample = await quiet(v.provide(Effect.scoped(wl.run(v.w))))
+        // The in-memory tracer did trace: a span per step, phase and shutdown.
+        if (v.name === "memory tracer" && wl.run === steps && spansMade - made < STEPS) {
+          throw new Error(`${spansMade - made} spans for ${STEPS} steps`)
+        }
         if (i >= warmup) (out[`${v.name} | ${wl.name}`] ??= []).push(sample)
       }
     }
@@ -235,21 +240,24 @@ const main = async () => {
   const receiver = await startReceiver()
   const samples = new Map<string, Array<Sample>>()
   const key = (workload: string, variant: string) => `${variant} | ${workload}`
+  const only = args.includes("--only") ? option("only", "").split(",") : undefined
   for (let round = 0; round < ROUNDS; round++) {
-    for (const variant of shuffle([...variants])) {
+    for (const variant of shuffle(variants.filter((v) => only === undefined || only.includes(v)))) {
       const result = await runChild([variant], { BENCH_OTLP_URL: receiver.url })
       for (const [k, list] of Object.entries(result)) samples.set(k, [...(samples.get(k) ?? []), ...list])
     }
     process.stderr.write(`round ${round + 1}/${ROUNDS}\n`)
   }
   receiver.stop()
+  const raw = path.join(root, "bench", "out", "telemetry.json")
+  fs.writeFileSync(raw, JSON.stringify(Object.fromEntries(samples), null, 1))
 
-  const fmt = (ms: number) => `${ms.toFixed(2)} ms`
+  const fmt = (ms: number) => (Number.isNaN(ms) ? "-" : `${ms.toFixed(2)} ms`)
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`
   const table = (title: string, pick: (s: Sample) => number) => {
     console.log(`\n${title}`)
     console.table(workloads.map((wl) => {
-      const m = Object.fromEntries(variants.map((v) => [v, median(samples.get(key(wl.name, v))!.map(pick))]))
+      const m = Object.fromEntries(variants.map((v) => [v, median((samples.get(key(wl.name, v)) ?? []).map(pick))]))
       return {
         workload: wl.name,
         ...Object.fromEntries(variants.map((v) => [v, fmt(m[v]!)])),
@@ -262,10 +270,9 @@ const main = async () => {
   table("the shutdown, trigger to report: CPU time (user + system), medians", (s) => s.shutdown.cpu)
   table("the shutdown, trigger to report: wall clock, medians", (s) => s.shutdown.wall)
   table("registering (1,000 addStep / 10,000 drain.run, while the service runs): CPU time, medians", (s) => s.register.cpu)
-  const n = samples.get(key(workloads[0].name, "before"))!.length
   console.log(
-    `\n${ROUNDS} rounds × ${SAMPLES} samples (${n} per cell), each variant in its own process, shuffled in each round; ` +
-      `"before" is ${BEFORE}; Node ${process.version}`
+    `\n${ROUNDS} rounds × ${SAMPLES} samples per variant, each variant in its own process, shuffled in each round; ` +
+      `"before" is ${BEFORE}; Node ${process.version}; every sample in ${path.relative(root, raw)}`
   )
 }
 

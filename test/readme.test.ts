@@ -3,7 +3,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Budget, Drain, Health, Shutdown, ShutdownConfig, Worker } from "../src/index.ts"
+import { Budget, Drain, Health, Shutdown, ShutdownConfig, ShutdownMetrics, Worker } from "../src/index.ts"
 import { NodeHealth, NodeHttpDrain, NodeShutdown } from "../src/node/index.ts"
 
 const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
@@ -82,6 +82,21 @@ describe("README", () => {
       }
     })
   }
+
+  it("the metrics table is ShutdownMetrics.definitions, with each metric's Prometheus name", () => {
+    const plain = (cell: string) => cell.replaceAll("`", "")
+    assert.deepStrictEqual(
+      table("metrics").map((row) => row.map(plain)),
+      ShutdownMetrics.definitions.map((d) => [
+        d.name,
+        d.kind,
+        d.unit,
+        d.attributes.join(", "),
+        d.description,
+        ShutdownMetrics.prometheusName(d)
+      ])
+    )
+  })
 
   it("every environment variable is documented", () => {
     for (const variable of Object.values(ShutdownConfig.variables)) assert.include(readme, `\`${variable}\``)
