@@ -19,6 +19,7 @@
 import { Cause, Deferred, Effect, Exit, Fiber, Queue, type Schedule, type Scope } from "effect"
 import * as Drain from "./Drain.ts"
 import { holdScope } from "./internal/hold.ts"
+import * as Log from "./internal/log.ts"
 import * as OptionCheck from "./internal/options.ts"
 import { describeCause } from "./internal/runStep.ts"
 import type * as Phase from "./Phase.ts"
@@ -217,10 +218,13 @@ export const make = <A, R = never>(
           onFailure: (cause) =>
             Effect.andThen(
               Effect.sync(() => void counts.requeueFailed++),
-              Effect.logError(`[winddown] worker ${JSON.stringify(name)}: requeue (${reason}) failed, item lost`, {
-                item,
-                cause: describeCause(cause)
-              })
+              Log.withFields(
+                Effect.logError(`[winddown] worker ${JSON.stringify(name)}: requeue (${reason}) failed, item lost`, {
+                  item,
+                  cause: describeCause(cause)
+                }),
+                () => ({ "winddown.worker": name, "winddown.requeue_reason": reason, "winddown.cause": describeCause(cause) })
+              )
             )
         })
       )
@@ -243,10 +247,13 @@ export const make = <A, R = never>(
             }
             if (late) counts.wrappedUp++
             counts.failed++
-            return Effect.logWarning(`[winddown] worker ${JSON.stringify(name)}: process failed`, {
-              item,
-              cause: describeCause(exit.cause)
-            })
+            return Log.withFields(
+              Effect.logWarning(`[winddown] worker ${JSON.stringify(name)}: process failed`, {
+                item,
+                cause: describeCause(exit.cause)
+              }),
+              () => ({ "winddown.worker": name, "winddown.cause": describeCause(exit.cause) })
+            )
           })
         )
       )
@@ -262,9 +269,12 @@ export const make = <A, R = never>(
             Effect.tapCause((cause) =>
               Cause.hasInterruptsOnly(cause) || Cause.isDone(Cause.squash(cause))
                 ? Effect.void
-                : Effect.logWarning(`[winddown] worker ${JSON.stringify(name)}: take failed, slot ends`, {
-                  cause: describeCause(cause)
-                })
+                : Log.withFields(
+                  Effect.logWarning(`[winddown] worker ${JSON.stringify(name)}: take failed, slot ends`, {
+                    cause: describeCause(cause)
+                  }),
+                  () => ({ "winddown.worker": name, "winddown.cause": describeCause(cause) })
+                )
             )
           )
           counts.taken++

@@ -18,6 +18,7 @@ import { addresses, postgresUrl, requireServices, uniqueName } from "./support/s
 // (and said so) when the server is not there.
 const redis = await requireServices(["redis"])
 const postgres = await requireServices(["postgres"])
+import * as Otlp from "./support/otlp.ts"
 
 const examplesDir = path.join(import.meta.dirname, "..", "examples")
 const host = "127.0.0.1"
@@ -98,6 +99,7 @@ const tested = [
   "07_db_pool.ts",
   "08_cli_cleanup.ts",
   "09_testing.ts",
+  "10_observability.ts",
   "11_cluster.ts"
 ]
 
@@ -303,5 +305,55 @@ describe("examples", { concurrent: true }, () => {
     assert.strictEqual(code, 0, output)
     includesAll(output, ["PASS TestClock", "PASS child process", "all checks passed"])
     assert.notInclude(output, "FAIL")
+  })
+
+  it("10 observability: JSON logs, and the shutdown's spans and metrics reach the collector before exit 0", async () => {
+    const receiver = await Otlp.start()
+    try {
+      const child = start("10_observability.ts", {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_SERVICE_NAME: "example-10",
+        PORT: "0"
+      })
+      const port = Number(/localhost:(\d+)/.exec(await child.waitFor(/listening on http:\/\/localhost:\d+/))![1])
+      const accepted = await new Promise<number>((resolve, reject) => {
+        const req = http.request({ host, port, path: "/jobs?ms=1000", method: "POST", agent: false }, (res) => {
+          res.resume()
+          res.once("end", () => resolve(res.statusCode ?? 0))
+        })
+        req.once("error", reject)
+        req.end()
+      })
+      assert.strictEqual(accepted, 202)
+      await child.waitFor("job of 1000 ms started")
+      child.signal("SIGTERM")
+      const { code, output } = await child.exited
+      assert.strictEqual(code, 0, output)
+
+      // Every line it printed is a JSON log line; winddown's carry their fields.
+      const lines = output.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
+      const complete = lines.find((l) => String(l.message).startsWith("[winddown] shutdown complete"))
+      assert.deepInclude(complete.annotations, { "winddown.exit_code": 0, "winddown.not_ok": 0 })
+      assert.isDefined(lines.find((l) => l.annotations?.event === "winddown.report"), "the report, as a log line")
+
+      // What the collector has the moment the process is gone.
+      assert.deepStrictEqual(receiver.errors, [])
+      const root = receiver.spans.find((s) => s.name === "winddown.shutdown")
+      assert.isDefined(root, "the shutdown span")
+      assert.strictEqual(root!.resource["service.name"], "example-10")
+      assert.deepInclude(root!.attributes, { "winddown.reason": "signal", "winddown.exit_code": 0 })
+      const drain = receiver.spans.find((s) => s.name === "winddown.drain")!
+      const jobs = receiver.spans.find((s) => s.name === "jobs")!
+      assert.strictEqual(jobs.parentSpanId, drain.spanId)
+      assert.deepInclude(jobs.attributes, { "winddown.worker.completed": 1, "winddown.worker.requeued": 0 })
+      assert.isDefined(receiver.spans.find((s) => s.name === "job"), "the job's own span")
+      assert.strictEqual(
+        Otlp.latest(receiver, "winddown.shutdowns", { "winddown.reason": "signal", "winddown.exit_code": "0" })?.value,
+        1
+      )
+      assert.isDefined(receiver.logs.find((l) => String(l.body).startsWith("[winddown] shutdown complete")))
+    } finally {
+      await receiver.close()
+    }
   })
 })

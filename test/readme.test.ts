@@ -5,7 +5,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { AmqpConsumer } from "../src/amqp/index.ts"
 import { BullWorker } from "../src/bullmq/index.ts"
-import { Budget, Drain, Health, Resource, Shutdown, ShutdownConfig, Worker } from "../src/index.ts"
+import { Budget, Drain, Health, Resource, Shutdown, ShutdownConfig, ShutdownMetrics, Worker } from "../src/index.ts"
 import { JetStreamConsumer } from "../src/nats/index.ts"
 import { NodeCluster, NodeHealth, NodeHttpDrain, NodeShutdown } from "../src/node/index.ts"
 
@@ -91,6 +91,21 @@ describe("README", () => {
       }
     })
   }
+
+  it("the metrics table is ShutdownMetrics.definitions, with each metric's Prometheus name", () => {
+    const plain = (cell: string) => cell.replaceAll("`", "")
+    assert.deepStrictEqual(
+      table("metrics").map((row) => row.map(plain)),
+      ShutdownMetrics.definitions.map((d) => [
+        d.name,
+        d.kind,
+        d.unit,
+        d.attributes.join(", "),
+        d.description,
+        ShutdownMetrics.prometheusName(d)
+      ])
+    )
+  })
 
   it("every environment variable is documented", () => {
     for (const variable of Object.values(ShutdownConfig.variables)) assert.include(readme, `\`${variable}\``)

@@ -1,9 +1,9 @@
 // Spans and metrics of a shutdown, through effect's own Tracer and Metric:
 // whatever tracer and metrics exporter the program provides receives them.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Metric, Option, Queue, Tracer } from "effect"
+import { Console, Effect, Exit, Logger, Metric, Option, Queue, References, Tracer } from "effect"
 import { OtlpExporter } from "effect/observability"
-import { Drain, ShutdownMetrics, Worker } from "../src/index.ts"
+import { Drain, Shutdown, ShutdownMetrics, Worker } from "../src/index.ts"
 import { TestShutdown } from "../src/testing/index.ts"
 import { withShutdown } from "./support/report.ts"
 
@@ -66,12 +66,32 @@ describe("spans", () => {
       assert.strictEqual(attr(step("stuck"), "winddown.step.outcome"), "timedOut")
       assert.strictEqual(attr(step("stuck"), "winddown.step.allowance_ms"), 1000)
       assert.strictEqual(attr(phase("flush"), "winddown.phase.outcome"), "timedOut")
+      assert.isTrue(failedSpan(phase("flush")), "a phase that timed out")
+      assert.isFalse(failedSpan(phase("drain")))
       // The drain annotates its own step's span with its counts.
       assert.strictEqual(parentOf(step("jobs")), phase("drain"))
       assert.strictEqual(attr(step("jobs"), "winddown.drain.in_flight_at_start"), 1)
       assert.strictEqual(attr(step("jobs"), "winddown.drain.finished"), 1)
       assert.strictEqual(attr(step("jobs"), "winddown.drain.interrupted"), 0)
     })).pipe(Effect.provideService(Tracer.Tracer, tracer))
+  })
+
+  it.effect("what a step does is traced under the step's span; the shutdown span has the budget of every phase", () => {
+    const { spans, tracer } = collecting()
+    return withShutdown({ timeout: "10 seconds", cleanup: "2 seconds" }, ({ shutdown, runToReport }) =>
+      Effect.gen(function*() {
+        // Registered from inside a span of the program: the step still belongs to the shutdown's trace.
+        yield* Effect.withSpan(shutdown.addStep("close pool", Effect.withSpan(Effect.void, "pool.end")), "startup")
+        yield* runToReport({ reason: "deploy" })
+        const inner = spans.find((s) => s.name === "pool.end")!
+        const step = spans.find((s) => s.name === "close pool")!
+        assert.strictEqual(parentOf(inner), step)
+        assert.strictEqual(parentOf(step)?.name, "winddown.cleanup")
+        const root = spans.find((s) => s.name === "winddown.shutdown")!
+        assert.strictEqual(attr(root, "winddown.budget.cleanup_ms"), 2000)
+        assert.strictEqual(attr(root, "winddown.budget.preStop_ms"), 0)
+        assert.strictEqual(attr(root, "winddown.duration_ms"), Math.round((yield* shutdown.awaitReport).durationMs))
+      })).pipe(Effect.provideService(Tracer.Tracer, tracer))
   })
 
   it.effect("a worker's drain span says what it handed back", () => {
@@ -89,6 +109,24 @@ describe("spans", () => {
         assert.strictEqual(attr(span, "winddown.drain.interrupted"), 2)
         assert.strictEqual(attr(span, "winddown.step.outcome"), "timedOut")
       })).pipe(Effect.provideService(Tracer.Tracer, tracer))
+  })
+
+  it.effect("with effect's default tracer not one span is made", () => {
+    const tracer = Tracer.nativeTracer as { span: Tracer.Tracer["span"] }
+    const original = tracer.span
+    let made = 0
+    tracer.span = (options) => {
+      made++
+      return original.call(Tracer.nativeTracer, options)
+    }
+    return Effect.gen(function*() {
+      const { runToReport, shutdown } = yield* TestShutdown.make({ timeout: "10 seconds" })
+      yield* shutdown.addStep("close pool", Effect.void)
+      const jobs = yield* Drain.make("jobs").pipe(Effect.provideService(Shutdown.Shutdown, shutdown))
+      yield* jobs.run(Effect.void)
+      yield* runToReport({ reason: "x" })
+      assert.strictEqual(made, 0)
+    }).pipe(Effect.ensuring(Effect.sync(() => void (tracer.span = original))))
   })
 
   it.effect("with effect's default tracer nothing is traced (and nothing costs)", () =>
@@ -154,5 +192,55 @@ describe("metrics", () => {
       assert.match(d.name, /^winddown\.[a-z_.]+$/)
       assert.isAbove(d.unit.length, 0)
     }
+  })
+})
+
+describe("log fields", () => {
+  it.effect("a worker's own warnings carry winddown fields for a structured logger", () => {
+    const records: Array<{ message: unknown; annotations: Record<string, unknown> }> = []
+    const capture = Logger.make((options) => {
+      records.push({ message: options.message, annotations: { ...options.fiber.getRef(References.CurrentLogAnnotations) } })
+    })
+    return withShutdown({ timeout: "10 seconds" }, ({ runToReport }) =>
+      Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<number>()
+        yield* Queue.offer(queue, 1)
+        yield* Worker.make("emails", { take: queue, process: () => Effect.fail("smtp down") })
+        yield* Effect.yieldNow
+        yield* runToReport({ reason: "x" })
+        const failed = records.find((r) => String((r.message as Array<unknown>)[0]).includes("process failed"))
+        assert.isDefined(failed)
+        assert.strictEqual(failed!.annotations["winddown.worker"], "emails")
+        assert.include(String(failed!.annotations["winddown.cause"]), "smtp down")
+      })).pipe(Effect.provide(Logger.layer([capture])))
+  })
+
+  it.effect("a drain that runs out of time says which, as a field", () => {
+    const records: Array<{ message: unknown; annotations: Record<string, unknown> }> = []
+    const capture = Logger.make((options) => {
+      records.push({ message: options.message, annotations: { ...options.fiber.getRef(References.CurrentLogAnnotations) } })
+    })
+    return withShutdown({ timeout: "10 seconds", drain: "2 seconds" }, ({ runToReport }) =>
+      Effect.gen(function*() {
+        const jobs = yield* Drain.make("uploads")
+        yield* jobs.run(Effect.never)
+        yield* runToReport({ reason: "x" })
+        const warning = records.find((r) => String(r.message).includes(`drain "uploads" timed out`))
+        assert.isDefined(warning, JSON.stringify(records.map((r) => r.message)))
+        assert.strictEqual(warning!.annotations["winddown.drain"], "uploads")
+      })).pipe(Effect.provide(Logger.layer([capture])))
+  })
+
+  it.effect("with effect's default logger alone, a line is its text only: no fields", () => {
+    const printed: Array<ReadonlyArray<unknown>> = []
+    const console = { ...globalThis.console, log: (...args: ReadonlyArray<unknown>) => void printed.push(args) }
+    return withShutdown({ timeout: "10 seconds" }, ({ shutdown, runToReport }) =>
+      Effect.gen(function*() {
+        yield* shutdown.addStep("close pool", Effect.void)
+        yield* runToReport({ reason: "x" })
+        const line = printed.find((args) => args.some((a) => String(a).includes(`"close pool" done`)))
+        assert.isDefined(line)
+        assert.isTrue(line!.every((a) => typeof a === "string"), `only text: ${JSON.stringify(line)}`)
+      })).pipe(Effect.provideService(Console.Console, console as Console.Console))
   })
 })

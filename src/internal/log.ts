@@ -28,6 +28,16 @@ export const lazy = (level: Level, text: () => string, fields: () => Fields): Ef
     return wantsFields(fiber.getRef(References.CurrentLoggers)) ? Effect.annotateLogs(line, fields()) : line
   })
 
+/**
+ * A log line built elsewhere (with extra message parts, say), with `fields()`
+ * as annotations when a logger wants them: the default logger's text stays
+ * as it was.
+ */
+export const withFields = <A, E, R>(effect: Effect.Effect<A, E, R>, fields: () => Fields): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) =>
+    wantsFields(fiber.getRef(References.CurrentLoggers)) ? Effect.annotateLogs(effect, fields()) : effect
+  )
+
 export const log = (level: Level, text: string, fields: Fields = {}): Effect.Effect<void> =>
   lazy(level, () => text, () => fields)
 

@@ -51,7 +51,7 @@ const recordInFlight = (engine: Engine.Engine): Effect.Effect<void> =>
     if (last === undefined) return Effect.void
     return Effect.forEach(
       Object.entries(last.inFlight),
-      ([name, n]) => Metric.update(Metric.withAttributes(ShutdownMetrics.inFlight, { "winddown.drain": name }), n),
+      ([name, n]) => Metric.update(ShutdownMetrics.series("winddown.drain.in_flight", { "winddown.drain": name }), n),
       { discard: true }
     )
   })
@@ -88,8 +88,12 @@ const runPhase = (engine: Engine.Engine, phase: Phase.Phase, exit: Exit.Exit<unk
         { "winddown.phase": phase, "winddown.allowance_ms": window.allowanceMs, "winddown.steps": steps.length }
       )
     }
-    const run = (step: ScopeSteps.Step, i: number) =>
-      Trace.span(step.name, runStep(engine, window, phase, step, i + 1, steps.length, exit), {
+    // Decided once for the phase: without a tracer a step is only runStep,
+    // with nothing built or checked per step.
+    const traced = yield* Trace.enabled
+    const untraced = (step: ScopeSteps.Step, i: number) => runStep(engine, window, phase, step, i + 1, steps.length, exit)
+    const run = !traced ? untraced : (step: ScopeSteps.Step, i: number) =>
+      Trace.span(step.name, untraced(step, i), {
         attributes: { "winddown.phase": phase, "winddown.step.name": step.name, "winddown.step.index": i + 1 },
         end: (r) => ({
           "winddown.step.outcome": r.outcome,
@@ -123,10 +127,10 @@ const recordPhase = (report: ShutdownReport.PhaseReport): Effect.Effect<void> =>
   const byOutcome = new Map<string, number>()
   for (const step of report.steps) byOutcome.set(step.outcome, (byOutcome.get(step.outcome) ?? 0) + 1)
   return Effect.andThen(
-    Metric.update(Metric.withAttributes(ShutdownMetrics.phaseDuration, { "winddown.phase": report.phase }), report.durationMs / 1000),
+    Metric.update(ShutdownMetrics.series("winddown.phase.duration", { "winddown.phase": report.phase }), report.durationMs / 1000),
     Effect.forEach(byOutcome, ([outcome, n]) =>
       Metric.update(
-        Metric.withAttributes(ShutdownMetrics.steps, { "winddown.phase": report.phase, "winddown.step.outcome": outcome }),
+        ShutdownMetrics.series("winddown.steps", { "winddown.phase": report.phase, "winddown.step.outcome": outcome }),
         n
       ), { discard: true })
   )
@@ -205,14 +209,14 @@ const runPhases = (engine: Engine.Engine, reason: ShutdownReport.Reason): Effect
       }
     )
     yield* Metric.update(
-      Metric.withAttributes(ShutdownMetrics.shutdowns, {
+      ShutdownMetrics.series("winddown.shutdowns", {
         "winddown.reason": reason._tag,
         "winddown.exit_code": String(report.exitCode)
       }),
       1
     )
     yield* Metric.update(
-      Metric.withAttributes(ShutdownMetrics.shutdownDuration, { "winddown.reason": reason._tag }),
+      ShutdownMetrics.series("winddown.shutdown.duration", { "winddown.reason": reason._tag }),
       report.durationMs / 1000
     )
     yield* Deferred.succeed(engine.report, report)

@@ -4,7 +4,7 @@
  * (nobody collects its spans) nothing is created at all, so a program without
  * tracing pays nothing for them.
  */
-import { Data, Effect, Tracer } from "effect"
+import { Clock, Data, Effect, Exit, type Fiber, References, Tracer } from "effect"
 
 export type Attributes = Readonly<Record<string, unknown>>
 
@@ -28,17 +28,34 @@ export const span = <A, E, R>(
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
     if (fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer) return effect
-    const traced = Effect.flatMap(effect, (a): Effect.Effect<A, E | Unhealthy<A>> => {
-      const ended = options.end === undefined ? Effect.void : Effect.annotateCurrentSpan(options.end(a))
-      return Effect.andThen(ended, options.failed?.(a) ? Effect.fail(new Unhealthy({ value: a })) : Effect.succeed(a))
-    })
-    return Effect.withSpan(traced, name, {
+    // effect's own span (useSpan ends it with the effect's exit), without
+    // the call-site stack that withSpan captures for every span: it would
+    // point into this file, and capturing it was most of a step's tracing cost.
+    return Effect.useSpan(name, {
       ...(options.attributes === undefined ? {} : { attributes: options.attributes }),
       ...(options.root === true ? { root: true } : {})
-    }).pipe(
-      Effect.catchIf((e): e is Unhealthy<A> => e instanceof Unhealthy, (e) => Effect.succeed(e.value))
-    ) as Effect.Effect<A, E, R>
+    }, (span) =>
+      Effect.map(Effect.withParentSpan(effect, span, noStack), (a) => {
+        if (options.end !== undefined) {
+          const attributes = options.end(a)
+          for (const key in attributes) span.attribute(key, attributes[key])
+        }
+        // Ended here with an error status; useSpan's own end is then a no-op.
+        if (options.failed?.(a)) span.end(endTime(fiber), Exit.fail(new Unhealthy({ value: a })))
+        return a
+      }))
   })
+
+const noStack = { captureStackTrace: false } as const
+
+/** What effect's own span end uses: the fiber's clock, unless span timing is off. */
+const endTime = (fiber: Fiber.Fiber<unknown, unknown>): bigint =>
+  fiber.getRef(References.TracerTimingEnabled) ? fiber.getRef(Clock.Clock).currentTimeNanosUnsafe() : 0n
+
+/** Whether spans are made at all: a tracer other than effect's default is in the context. */
+export const enabled: Effect.Effect<boolean> = Effect.withFiber((fiber) =>
+  Effect.succeed(fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer)
+)
 
 /** Add attributes to the current span, if there is one worth it. */
 export const annotate = (attributes: () => Attributes): Effect.Effect<void> =>

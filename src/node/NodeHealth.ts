@@ -13,11 +13,13 @@
 import * as http from "node:http"
 import type * as net from "node:net"
 import { Context, Data, Effect, Exit, Fiber, Layer } from "effect"
+import { PrometheusMetrics } from "effect/observability"
 import * as Health from "../Health.ts"
 import type { Input as DurationInput } from "../internal/duration.ts"
 import * as OptionCheck from "../internal/options.ts"
 import * as Shutdown from "../Shutdown.ts"
 import type { ShutdownConfigError } from "../ShutdownConfig.ts"
+import * as ShutdownMetrics from "../ShutdownMetrics.ts"
 
 /**
  * Defaults of {@link ServerOptions}, in one place.
@@ -27,6 +29,10 @@ import type { ShutdownConfigError } from "../ShutdownConfig.ts"
  *   IPv6 clusters, `"127.0.0.1"` for a sidecar on the loopback.
  * - `closeTimeout`: the flush step that closes the server; its sockets are
  *   destroyed at once, so it rarely needs more than a tick.
+ * - `metrics: false`: `/metrics` exposes every metric of the program, not
+ *   only winddown's, on a port that anything able to probe the pod can
+ *   reach, and a program that already serves `/metrics` would be scraped
+ *   twice. Turning it on is a decision, so it is off.
  *
  * @since 0.1.0
  * @category constructors
@@ -34,6 +40,7 @@ import type { ShutdownConfigError } from "../ShutdownConfig.ts"
 export const defaults = {
   host: "0.0.0.0",
   closeTimeout: "500 millis",
+  metrics: false,
   stepName: "probe server"
 } as const
 
@@ -61,6 +68,13 @@ export interface ServerOptions extends Health.RespondOptions {
   readonly host?: string | undefined
   /** The most the flush step closing the server may take. Default 500 ms. */
   readonly closeTimeout?: DurationInput | undefined
+  /**
+   * Also answer `GET /metrics` with the program's metrics (winddown's and
+   * its own) in Prometheus text format, through effect's `PrometheusMetrics`;
+   * winddown's get Prometheus names (`ShutdownMetrics.prometheusName`).
+   * Default false.
+   */
+  readonly metrics?: boolean | undefined
 }
 
 /**
@@ -169,6 +183,31 @@ export const handler = (
   makeHandler(health, options, (effect) => Effect.runFork(effect))
 
 
+const metricsPath = "/metrics"
+
+/**
+ * `GET /metrics`: the metrics of `context`'s registry in Prometheus text
+ * format, read at each scrape, so a scrape during the shutdown sees the
+ * phases and steps recorded so far.
+ */
+const prometheus = (context: Context.Context<never>) => (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
+  if (req.method !== "GET" && req.method !== "HEAD") return false
+  if ((req.url ?? "/").split("?")[0] !== metricsPath) return false
+  let body: string
+  try {
+    body = PrometheusMetrics.formatUnsafe(context, { metricNameMapper: ShutdownMetrics.prometheusNameMapper })
+  } catch {
+    write(req, res, { status: 500, headers: { "content-type": "text/plain" }, body: "metrics unavailable\n" }, true)
+    return true
+  }
+  write(req, res, {
+    status: 200,
+    headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" },
+    body
+  }, true)
+  return true
+}
+
 const listen = (server: http.Server, port: number, host: string) =>
   Effect.callback<void, ProbeServerError>((resume) => {
     const onError = (cause: Error) =>
@@ -191,8 +230,9 @@ const close = (server: http.Server, sockets: Set<net.Socket>) =>
 
 /**
  * A probe server of its own (plain `node:http`) answering the three probe
- * paths with the Health of the context, 404 for anything else, and
- * `Connection: close` on every answer.
+ * paths with the Health of the context (and, with `metrics: true`,
+ * `/metrics` for Prometheus), 404 for anything else, and `Connection: close`
+ * on every answer.
  *
  * It is not closed with the layer's scope (the program's, which ends at the
  * first instant of the shutdown) but by a step of the `flush` phase (named
@@ -208,12 +248,13 @@ export const layerServer = (
   Layer.effect(
     ProbeServer,
     Effect.gen(function*() {
-      const { port, host, closeTimeoutMs } = yield* OptionCheck.check(options, (c) => {
+      const { port, host, closeTimeoutMs, metrics } = yield* OptionCheck.check(options, (c) => {
         c.oneOf("detail", options.detail, ["none", "checks"])
         return {
           port: c.integer("port", options.port, 0, 65535) ?? c.refuse("port", undefined, "a port from 0 to 65535"),
           host: c.name("host", options.host ?? defaults.host),
-          closeTimeoutMs: c.duration("closeTimeout", options.closeTimeout ?? defaults.closeTimeout)!
+          closeTimeoutMs: c.duration("closeTimeout", options.closeTimeout ?? defaults.closeTimeout)!,
+          metrics: c.boolean("metrics", options.metrics) ?? defaults.metrics
         }
       })
       yield* Health.resolvePaths(options.paths)
@@ -221,8 +262,10 @@ export const layerServer = (
       const shutdown = yield* Shutdown.Shutdown
       const context = yield* Effect.context<never>()
       const probes = makeHandler(health, { ...options, connectionClose: true }, Effect.runForkWith(context))
+      const scrape = metrics ? prometheus(context) : undefined
       const server = http.createServer((req, res) => {
         if (probes(req, res)) return
+        if (scrape !== undefined && scrape(req, res)) return
         write(req, res, { status: 404, headers: jsonHeaders, body: `{"status":"notFound"}` }, true)
       })
       const sockets = new Set<net.Socket>()

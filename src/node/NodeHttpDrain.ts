@@ -22,6 +22,7 @@ import * as Deadline from "../internal/deadline.ts"
 import { formatMillis, type Input as DurationInput } from "../internal/duration.ts"
 import { holdScope } from "../internal/hold.ts"
 import * as OptionCheck from "../internal/options.ts"
+import * as Log from "../internal/log.ts"
 import * as Trace from "../internal/trace.ts"
 import * as Shutdown from "../Shutdown.ts"
 import type { ShutdownConfigError } from "../ShutdownConfig.ts"
@@ -136,18 +137,31 @@ export const adopt = (
       const step = yield* Deadline.CurrentStep
       const left = step === undefined ? Infinity : Deadline.currentDeadline(step) - (yield* Effect.clockWith((c) => c.currentTimeMillis))
       const before = engine.stats()
-      yield* Effect.logInfo(
+      yield* Log.info(
         `[winddown] ${name}: draining ${before.activeRequests} requests on ${before.connections} connections, up to ${
           formatMillis(left)
-        }`
+        }`,
+        {
+          "winddown.phase": "drain",
+          "winddown.http.server": name,
+          "winddown.http.active_requests": before.activeRequests,
+          "winddown.http.connections": before.connections,
+          ...(left === Infinity ? {} : { "winddown.remaining_ms": Math.round(left) })
+        }
       )
       // Bounded by the step's deadline: the runner interrupts this wait then.
       drained = yield* Effect.promise(() => engine.drain()).pipe(
         Effect.onInterrupt(() =>
           Effect.suspend(() => {
             const after = engine.stats()
-            return Effect.logWarning(
-              `[winddown] ${name}: ${after.activeRequests} requests on ${after.connections} connections still running at the deadline: interrupted and their sockets destroyed`
+            return Log.warn(
+              `[winddown] ${name}: ${after.activeRequests} requests on ${after.connections} connections still running at the deadline: interrupted and their sockets destroyed`,
+              {
+                "winddown.phase": "drain",
+                "winddown.http.server": name,
+                "winddown.http.active_requests": after.activeRequests,
+                "winddown.http.connections": after.connections
+              }
             )
           })
         )
@@ -172,8 +186,8 @@ export const adopt = (
             "winddown.http.destroyed": destroyed,
             "winddown.http.drained": drained ?? false
           })),
-          Metric.update(Metric.withAttributes(ShutdownMetrics.servedWhileClosing, attributes), stats.servedWhileClosing),
-          Metric.update(Metric.withAttributes(ShutdownMetrics.connectionsDestroyed, attributes), destroyed)
+          Metric.update(ShutdownMetrics.series("winddown.http.served_while_closing", attributes), stats.servedWhileClosing),
+          Metric.update(ShutdownMetrics.series("winddown.http.connections_destroyed", attributes), destroyed)
         ], { discard: true })
       }))
     )

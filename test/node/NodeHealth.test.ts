@@ -8,9 +8,9 @@ import * as http from "node:http"
 import type * as net from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Layer } from "effect"
+import { Context, Deferred, Effect, Layer, Metric } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
-import { Health, Shutdown, ShutdownReport } from "../../src/index.ts"
+import { Drain, Health, Shutdown, ShutdownMetrics, ShutdownReport } from "../../src/index.ts"
 import { NodeHealth } from "../../src/node/index.ts"
 import { TestShutdown } from "../../src/testing/index.ts"
 
@@ -168,6 +168,167 @@ describe("NodeHealth.layerServer", () => {
       yield* endProgram()
       yield* shutdown.awaitReport
     }))
+})
+
+/** One sample of Prometheus text format: `name{labels} value`. */
+interface Sample {
+  readonly name: string
+  readonly labels: Readonly<Record<string, string>>
+  readonly value: number
+}
+
+/** Parse Prometheus text exposition (version 0.0.4): the TYPE of each family, and every sample. */
+const parseExposition = (text: string) => {
+  const types = new Map<string, string>()
+  const samples: Array<Sample> = []
+  for (const line of text.split("\n")) {
+    if (line === "") continue
+    const type = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line)
+    if (type) {
+      types.set(type[1]!, type[2]!)
+      continue
+    }
+    if (line.startsWith("#")) continue
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
+    assert.isNotNull(sample, `not a sample line: ${line}`)
+    const labels: Record<string, string> = {}
+    for (const [, key, value] of sample![2]?.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g) ?? []) {
+      labels[key!] = value!
+    }
+    samples.push({ name: sample![1]!, labels, value: Number(sample![3]) })
+  }
+  const find = (name: string, labels: Record<string, string> = {}) =>
+    samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+  return { types, samples, find }
+}
+
+const scrape = (port: number) =>
+  Effect.map(get(port, "/metrics"), (answer) => {
+    assert.strictEqual(answer.status, 200)
+    assert.strictEqual(answer.contentType, "text/plain; version=0.0.4; charset=utf-8")
+    assert.strictEqual(answer.connection, "close")
+    return parseExposition(answer.body)
+  })
+
+describe("NodeHealth.layerServer: Prometheus at /metrics", () => {
+  const probeServer = (shutdown: Shutdown.Service, options: Partial<NodeHealth.ServerOptions> = {}) =>
+    Effect.map(
+      Layer.build(NodeHealth.layerServer({ port: 0, host, ...options }).pipe(
+        Layer.provide(Health.layer({ startedImmediately: true })),
+        Layer.provide(Layer.succeed(Shutdown.Shutdown, shutdown))
+      )),
+      (context) => Context.get(context, NodeHealth.ProbeServer).port
+    )
+
+  it.live("off by default: /metrics is 404", () =>
+    Effect.gen(function*() {
+      const { shutdown, endProgram } = yield* TestShutdown.make()
+      const port = yield* probeServer(shutdown)
+      assert.strictEqual((yield* get(port, "/metrics")).status, 404)
+      yield* endProgram()
+      yield* shutdown.awaitReport
+    }))
+
+  it.live("scraped during a shutdown: the phases and steps so far, the drain in flight, refused work, the program's own metrics", () =>
+    Effect.gen(function*() {
+      const { shutdown, endProgram } = yield* TestShutdown.make({ timeout: "20 seconds", progressInterval: "20 millis" })
+      const port = yield* probeServer(shutdown, { metrics: true })
+      yield* Metric.update(Metric.counter("app.requests", { incremental: true }), 7)
+      const jobs = yield* Drain.make("jobs").pipe(Effect.provideService(Shutdown.Shutdown, shutdown))
+      const gate = yield* Deferred.make<void>()
+      yield* jobs.run(Deferred.await(gate))
+      yield* shutdown.addStep("stop consumer", Effect.void, { phase: "stopAccepting" })
+      let inCleanup: ReturnType<typeof parseExposition> | undefined
+      yield* shutdown.addStep("scrape from cleanup", Effect.gen(function*() {
+        yield* Effect.flip(jobs.run(Effect.void)) // refused: the drain is over
+        inCleanup = yield* scrape(port)
+      }))
+
+      const before = yield* scrape(port)
+      assert.deepInclude(before.find("app_requests")!, { value: 7 })
+      assert.strictEqual(before.types.get("app_requests"), "counter")
+
+      yield* shutdown.trigger("deploy")
+      yield* untilStatus(shutdown, "drain")
+      // The gauge is sampled at each progress tick: scrape until the first tick.
+      let during = yield* scrape(port)
+      while (during.find("winddown_drain_in_flight", { winddown_drain: "jobs" }) === undefined) {
+        yield* Effect.sleep("10 millis")
+        during = yield* scrape(port)
+      }
+      assert.strictEqual(during.types.get("winddown_drain_in_flight"), "gauge")
+      assert.strictEqual(during.find("winddown_drain_in_flight", { winddown_drain: "jobs" })!.value, 1)
+      assert.strictEqual(during.types.get("winddown_phase_duration_seconds"), "histogram")
+      for (const phase of ["readiness", "preStop", "stopAccepting"]) {
+        assert.strictEqual(during.find("winddown_phase_duration_seconds_count", { winddown_phase: phase })?.value, 1, phase)
+        assert.strictEqual(
+          during.find("winddown_phase_duration_seconds_bucket", { winddown_phase: phase, le: "+Inf" })?.value,
+          1,
+          phase
+        )
+      }
+      assert.isUndefined(during.find("winddown_phase_duration_seconds_count", { winddown_phase: "drain" }))
+      assert.strictEqual(during.types.get("winddown_steps_total"), "counter")
+      assert.deepInclude(
+        during.find("winddown_steps_total", { winddown_phase: "stopAccepting", winddown_step_outcome: "ok" })!,
+        { value: 1 }
+      )
+      assert.isFalse(during.samples.some((s) => "unit" in s.labels), "the unit is not a label")
+
+      yield* Deferred.succeed(gate, undefined)
+      yield* endProgram()
+      yield* shutdown.awaitReport
+      assert.isDefined(inCleanup)
+      assert.strictEqual(inCleanup!.find("winddown_phase_duration_seconds_count", { winddown_phase: "drain" })?.value, 1)
+      assert.isAtLeast(
+        inCleanup!.find("winddown_steps_total", { winddown_phase: "drain", winddown_step_outcome: "ok" })!.value,
+        1
+      )
+      assert.strictEqual(inCleanup!.find("winddown_drain_refused_total", { winddown_drain: "jobs" })?.value, 1)
+      // The probe server closed in flush: what comes after (the shutdown's own counter) is for OTLP.
+      assert.deepStrictEqual(yield* request(port, "/metrics"), { error: "ECONNREFUSED" })
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+
+  it.live("every winddown metric under its Prometheus name and type", () =>
+    Effect.gen(function*() {
+      // A shutdown that ran to its report before this scrape: its counter is there.
+      const first = yield* TestShutdown.make()
+      yield* first.shutdown.trigger("deploy")
+      yield* first.endProgram()
+      yield* first.shutdown.awaitReport
+      const histogram = (m: typeof ShutdownMetrics.phaseDuration) => Metric.update(m, 0.2)
+      yield* Metric.update(ShutdownMetrics.inFlight, 3)
+      yield* Metric.update(ShutdownMetrics.refused, 1)
+      yield* Metric.update(ShutdownMetrics.servedWhileClosing, 2)
+      yield* Metric.update(ShutdownMetrics.connectionsDestroyed, 0)
+      yield* histogram(ShutdownMetrics.phaseDuration)
+
+      const { shutdown, endProgram } = yield* TestShutdown.make()
+      const port = yield* probeServer(shutdown, { metrics: true })
+      const text = yield* scrape(port)
+      for (const d of ShutdownMetrics.definitions) {
+        const name = ShutdownMetrics.prometheusName(d)
+        assert.strictEqual(text.types.get(name), d.kind, `${d.name} is exposed as ${name}, a ${d.kind}`)
+      }
+      assert.deepInclude(text.find("winddown_shutdowns_total", { winddown_reason: "manual", winddown_exit_code: "0" })!, {
+        value: 1
+      })
+      assert.deepStrictEqual(
+        ShutdownMetrics.definitions.map(ShutdownMetrics.prometheusName),
+        [
+          "winddown_shutdowns_total",
+          "winddown_shutdown_duration_seconds",
+          "winddown_phase_duration_seconds",
+          "winddown_steps_total",
+          "winddown_drain_in_flight",
+          "winddown_drain_refused_total",
+          "winddown_http_served_while_closing_total",
+          "winddown_http_connections_destroyed_total"
+        ]
+      )
+      yield* endProgram()
+      yield* shutdown.awaitReport
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 })
 
 describe("Health.routes", () => {
