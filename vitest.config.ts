@@ -28,6 +28,9 @@ export default defineConfig({
     // loaded 2-core machine can take tens of seconds to get one to "ready".
     // Tests wait for what they need; these limits only stop a hung test.
     testTimeout: 120_000,
+    // Most files wait on real processes, sockets and servers far more than
+    // they compute: run three at once (vitest's default on 2 cores is one).
+    maxWorkers: 3,
     hookTimeout: 60_000
   }
 })
