@@ -163,6 +163,15 @@ export interface ReplicaRecord {
   final?: boolean
 }
 
+/** A replica that exited before it was ready (and was started again). */
+export interface StartFailure {
+  readonly slot: number
+  readonly name: string
+  readonly at: number
+  readonly exitCode: number | null
+  readonly output: string
+}
+
 export interface Restart {
   readonly roll: number
   readonly slot: number
@@ -213,6 +222,7 @@ export interface Result {
     readonly ranMoreThanOnce: number
   }
   readonly replicas: ReadonlyArray<ReplicaRecord>
+  readonly startFailures: ReadonlyArray<StartFailure>
   readonly restarts: ReadonlyArray<Restart>
   readonly haproxy: { readonly retries: number; readonly redispatches: number; readonly connectionErrors: number; readonly responseErrors: number }
   readonly binMs: number
@@ -358,12 +368,28 @@ export const runContender = async (name: ContenderName, partial: Partial<Options
       let exited = false
       void r.child.exited.then(() => (exited = true))
       while (true) {
-        if (exited) throw new Error(`${s.name} exited before it was ready:\n${r.child.output().slice(-3_000)}`)
+        if (exited) return false
         if ((await probe(s.healthPort ?? s.port, "/readyz")) === 200) break
         if (Date.now() > until) throw new Error(`${s.name}: /readyz not 200 within 90 s:\n${r.child.output().slice(-3_000)}`)
         await sleep(50)
       }
       r.record.readyAt = now()
+      return true
+    }
+
+    // Like a kubelet, start a replica again that died before it was ready
+    // (twice at most); each such start is reported, never hidden.
+    const startFailures: Array<StartFailure> = []
+    const startReady = async (slot: number): Promise<Replica> => {
+      for (let attempt = 1; ; attempt++) {
+        const r = startReplica(slot)
+        if (await waitReady(r)) return r
+        const e = await r.child.exited
+        records.splice(records.indexOf(r.record), 1)
+        startFailures.push({ slot, name: slots[slot]!.name, at: now(), exitCode: e.code, output: e.output.slice(-2_000) })
+        log(`${slots[slot]!.name} exited (${e.code ?? e.signal}) before it was ready:\n${e.output.slice(-2_000)}`)
+        if (attempt === 3) throw new Error(`${slots[slot]!.name} exited before it was ready, 3 times:\n${e.output.slice(-3_000)}`)
+      }
     }
 
     const stopReplica = async (r: Replica, final: boolean) => {
@@ -384,8 +410,7 @@ export const runContender = async (name: ContenderName, partial: Partial<Options
     }
 
     log(`starting ${o.replicas} replicas (${contender.file}) and HAProxy on 127.0.0.1:${lbPort}`)
-    const first = slots.map((_, i) => startReplica(i))
-    await Promise.all(first.map(waitReady))
+    await Promise.all(slots.map((_, i) => startReady(i)))
     const lb = await HAProxy.start({
       port: lbPort,
       servers: slots.map((s) => ({ name: s.name, port: s.port, healthPort: s.healthPort })),
@@ -418,8 +443,7 @@ export const runContender = async (name: ContenderName, partial: Partial<Options
           if (slot > 0 || rolls > 0) await sleep(o.gapMs)
           const old = replicas.get(slot)!
           await stopReplica(old, false)
-          const fresh = startReplica(slot)
-          await waitReady(fresh)
+          const fresh = await startReady(slot)
           restarts.push({ roll: rolls + 1, slot, sigtermAt: old.record.sigtermAt!, exitedAt: old.record.exitedAt!, readyAt: fresh.record.readyAt! })
           log(
             `roll ${rolls + 1}, ${slots[slot]!.name}: exit ${old.record.exitCode ?? old.record.exitSignal} after ${
@@ -498,6 +522,7 @@ export const runContender = async (name: ContenderName, partial: Partial<Options
         ranMoreThanOnce: all.filter((j) => (j.runs ?? 0) > 1).length
       },
       replicas: records,
+      startFailures,
       restarts,
       haproxy: {
         retries: backend?.wretr ?? servers.reduce((a, s) => a + s.wretr, 0),

@@ -101,7 +101,8 @@ const rows: Array<[string, (r: Harness.Result) => string]> = [
     return `${ms(median(t))} (${ms(Math.min(...t))}–${ms(Math.max(...t))})`
   }],
   ["replica exit codes", codes],
-  ["HAProxy retries / redispatches", (r) => `${r.haproxy.retries} / ${r.haproxy.redispatches}`]
+  ["HAProxy retries / redispatches", (r) => `${r.haproxy.retries} / ${r.haproxy.redispatches}`],
+  ["replicas that died before ready (started again)", (r) => String(r.startFailures.length)]
 ]
 const header = ["", ...results.map((r) => r.title)]
 console.log(`\n## Rolling restarts: ${results[0]?.options.replicas} replicas behind HAProxy, ${options.connections} keep-alive connections + a job every ${options.jobEveryMs} ms\n`)
