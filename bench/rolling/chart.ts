@@ -107,19 +107,19 @@ export const render = (results: ReadonlyArray<Result>, options: ChartOptions = {
     const rpsY = (v: number) => yRps + rpsH - (v / rpsMax) * rpsH
     const okPath = r.series.map((b, j) => `${j === 0 ? "M" : "L"}${num(x(b.t + r.binMs / 2))},${num(rpsY(perSecond(b.ok, r)))}`).join("")
     if (okPath !== "") out.push(`<path d="${okPath}" fill="none" stroke="#2b7bb9" stroke-width="1.5"/>`)
-    out.push(`<text x="${left + 3}" y="${yRps + 11}" fill="#777" font-size="9">${fmt(rpsMax / 1.08)}</text>`)
+    out.push(`<text x="${left + plotW - 3}" y="${yRps + 11}" text-anchor="end" fill="#777" font-size="9">${fmt(rpsMax / 1.08)}/s</text>`)
     // Failed per second: bars.
     for (const b of r.series) {
       if (b.failed === 0) continue
       const h = Math.max(2, (perSecond(b.failed, r) / failMax) * failH)
       out.push(`<rect x="${num(x(b.t))}" y="${num(yFail + failH - h)}" width="${num(Math.max(2, x(b.t + r.binMs) - x(b.t)))}" height="${num(h)}" fill="#d62728"><title>${b.failed} failed</title></rect>`)
     }
-    out.push(`<text x="${left + 3}" y="${yFail + 10}" fill="#777" font-size="9">${fmt(failMax)}</text>`)
+    out.push(`<text x="${left + plotW - 3}" y="${yFail + 10}" text-anchor="end" fill="#777" font-size="9">${fmt(failMax)}/s</text>`)
     // Latency, log scale.
     for (const v of [1, 10, 100, 1_000, 10_000]) {
       const y = ly(v, yLat)
       out.push(`<line x1="${left}" x2="${left + plotW}" y1="${num(y)}" y2="${num(y)}" stroke="#eee"/>`)
-      out.push(`<text x="${left + 3}" y="${num(v === 10_000 ? y + 9 : y - 2)}" fill="#999" font-size="9">${v >= 1_000 ? `${v / 1_000} s` : `${v} ms`}</text>`)
+      out.push(`<text x="${left + plotW - 3}" y="${num(v === 10_000 ? y + 9 : y - 2)}" text-anchor="end" fill="#999" font-size="9">${v >= 1_000 ? `${v / 1_000} s` : `${v} ms`}</text>`)
     }
     const line = (key: "p50" | "p99", color: string) => {
       const d = r.series.map((b, j) => `${j === 0 ? "M" : "L"}${num(x(b.t + r.binMs / 2))},${num(ly(b[key], yLat))}`).join("")

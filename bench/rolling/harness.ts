@@ -210,6 +210,8 @@ export interface Result {
   readonly failed: number
   readonly failedByKind: Record<Exclude<Load.Kind, "ok">, number>
   readonly failureSamples: Partial<Record<Load.Kind, Array<string>>>
+  /** The ten slowest requests (`at`: ms since the run's origin). */
+  readonly slowest: Load.Recorder["slowest"]
   readonly latency: Percentiles
   readonly latencyDuringRestarts: Percentiles
   readonly jobs: {
@@ -260,6 +262,37 @@ export const installCleanup = () => {
 
 // ---- helpers -------------------------------------------------------------------
 
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/** Tables and temp directories are named after the harness's pid. */
+const tablePattern = /^rolling_[a-z]+_(\d+)_[a-z0-9]+$/
+const tempPrefix = "winddown-rolling-"
+
+/**
+ * Remove what an earlier harness left when it was killed outright (SIGKILL
+ * runs no handler; its replicas and HAProxy stop by themselves through their
+ * stdin lifelines): its tables and temp directories, recognised by the pid in
+ * their names, only when no process has that pid any more.
+ */
+const sweepLeftovers = async (db: pg.Client) => {
+  const { rows } = await db.query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE tablename LIKE 'rolling\\_%'")
+  for (const { tablename } of rows) {
+    const pid = Number(tablePattern.exec(tablename)?.[1])
+    if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) await db.query(Schema.dropTable(tablename))
+  }
+  for (const entry of fs.readdirSync(os.tmpdir())) {
+    const pid = Number(new RegExp(`^${tempPrefix}(\\d+)-`).exec(entry)?.[1])
+    if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) fs.rmSync(path.join(os.tmpdir(), entry), { recursive: true, force: true })
+  }
+}
+
 /** Ports the kernel says are free now. */
 const freePorts = async (n: number): Promise<Array<number>> => {
   const servers = await Promise.all(Array.from({ length: n }, () =>
@@ -304,7 +337,7 @@ export const runContender = async (name: ContenderName, partial: Partial<Options
   const log = (line: string) => o.log(`[${name}] ${line}`)
   if (!HAProxy.available()) throw new Error(`HAProxy is not installed (${HAProxy.binary}): apt-get install haproxy`)
   const table = Schema.checkTableName(`rolling_${name}_${process.pid}_${Date.now().toString(36)}`)
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "winddown-rolling-"))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${tempPrefix}${process.pid}-`))
   const done: Array<() => Promise<void>> = []
   const origin = performance.now()
   const now = () => performance.now() - origin
@@ -313,6 +346,7 @@ export const runContender = async (name: ContenderName, partial: Partial<Options
     done.push(register(async () => fs.rmSync(dir, { recursive: true, force: true })))
     const db = new pg.Client({ connectionString: o.databaseUrl, application_name: "winddown-rolling-harness" })
     await db.connect()
+    await sweepLeftovers(db)
     for (const statement of Schema.createTable(table)) await db.query(statement)
     await db.end()
     done.push(register(async () => {
@@ -511,6 +545,7 @@ export const runContender = async (name: ContenderName, partial: Partial<Options
       failed: recorder.count - ok,
       failedByKind,
       failureSamples: recorder.samples,
+      slowest: recorder.slowest,
       latency: percentiles(recorder.latency),
       latencyDuringRestarts: percentiles(during),
       jobs: {

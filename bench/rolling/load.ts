@@ -107,10 +107,17 @@ export class Recorder {
   readonly latency: Array<number> = []
   readonly kind: Array<Kind> = []
   readonly samples: Partial<Record<Kind, Array<string>>> = {}
+  /** The slowest requests: route, when, how long, how it ended. */
+  readonly slowest: Array<{ readonly route: string; readonly at: number; readonly latencyMs: number; readonly kind: Kind }> = []
   add(route: string, o: Outcome) {
     this.at.push(o.at)
     this.latency.push(o.latencyMs)
     this.kind.push(o.kind)
+    if (this.slowest.length < 10 || o.latencyMs > this.slowest[this.slowest.length - 1]!.latencyMs) {
+      this.slowest.push({ route, at: Math.round(o.at), latencyMs: Math.round(o.latencyMs), kind: o.kind })
+      this.slowest.sort((a, b) => b.latencyMs - a.latencyMs)
+      if (this.slowest.length > 10) this.slowest.pop()
+    }
     if (o.kind !== "ok") {
       const list = (this.samples[o.kind] ??= [])
       if (list.length < 5) list.push(`${route} at ${(o.at / 1000).toFixed(2)} s: ${o.detail ?? o.status ?? ""}`)

@@ -103,7 +103,7 @@ const WorkersLive = Layer.effectDiscard(Effect.gen(function*() {
 const PgLive = PgClient.layer({
   url: Redacted.make(config.databaseUrl),
   applicationName: "effect-rolling",
-  maxConnections: config.workers + 2
+  maxConnections: config.workers + 4
 })
 
 const Announce = Layer.effectDiscard(

@@ -10,7 +10,7 @@ import pg from "pg"
 import * as Schema from "./schema.ts"
 
 export const make = (config: ReturnType<typeof Schema.env>, applicationName: string) => {
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, application_name: applicationName, max: config.workers + 2 })
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, application_name: applicationName, max: config.workers + 4 })
   // An idle client that loses its server must not crash the process.
   pool.on("error", (e) => console.error(`[rolling] pool: ${e.message}`))
   const q = Schema.txQueue(config.table)

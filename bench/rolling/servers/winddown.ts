@@ -205,7 +205,7 @@ const main = Effect.gen(function*() {
 const PgLive = PgClient.layer({
   url: Redacted.make(config.databaseUrl),
   applicationName: "winddown-rolling",
-  maxConnections: config.workers + 2
+  maxConnections: config.workers + 4
 }).pipe(Shutdown.releaseAs("db pool"))
 
 NodeRuntime.runMain(
