@@ -96,7 +96,8 @@ const slot = Effect.gen(function*() {
 
 const WorkersLive = Layer.effectDiscard(Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  for (const statement of Schema.createTable(config.table)) yield* sql.unsafe(statement)
+  const [table] = yield* sql.unsafe<{ present: boolean }>(Schema.tableExists(config.table))
+  if (!table?.present) for (const statement of Schema.createTable(config.table)) yield* sql.unsafe(statement)
   for (let i = 0; i < config.workers; i++) yield* Effect.forkScoped(slot)
 }))
 

@@ -63,6 +63,7 @@ export const make = (config: ReturnType<typeof Schema.env>, applicationName: str
   return {
     pool,
     ensureTable: async () => {
+      if ((await pool.query<{ present: boolean }>(Schema.tableExists(t))).rows[0]?.present) return
       for (const statement of Schema.createTable(t)) await pool.query(statement)
     },
     start: () => Array.from({ length: config.workers }, slot),

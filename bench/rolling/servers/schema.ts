@@ -52,6 +52,16 @@ export const createTable = (table: string): ReadonlyArray<string> => {
   ]
 }
 
+/**
+ * Whether the table is there (`present`: true). Servers run {@link createTable}
+ * only when it is not: even a no-op `CREATE INDEX IF NOT EXISTS` takes a SHARE
+ * lock on the table, which waits behind every open job transaction, and
+ * every INSERT then waits behind it (a new replica's startup stalled job
+ * submissions for seconds that way).
+ */
+export const tableExists = (table: string): string =>
+  `SELECT to_regclass('${checkTableName(table)}') IS NOT NULL AS present`
+
 export const dropTable = (table: string): string => `DROP TABLE IF EXISTS ${checkTableName(table)}`
 
 /** What every server reads from its environment (the demo's names where it has them). */

@@ -176,7 +176,8 @@ const routes = (jobs: Jobs) =>
 const main = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* Resource.check("PostgreSQL", config.databaseUrl.replace(/\/\/[^@]*@/, "//"), sql`SELECT 1`)
-  for (const statement of Schema.createTable(config.table)) yield* sql.unsafe(statement)
+  const [table] = yield* sql.unsafe<{ present: boolean }>(Schema.tableExists(config.table))
+  if (!table?.present) for (const statement of Schema.createTable(config.table)) yield* sql.unsafe(statement)
   const jobs = yield* makeJobs
   // Cleanup, before the pool closes (registered after it, so it runs first).
   yield* Shutdown.addStep("release claims", Effect.ignore(jobs.releaseClaims))
