@@ -95,7 +95,7 @@ export const render = (results: ReadonlyArray<Result>, options: ChartOptions = {
       out.push(
         `<rect x="${num(x(s.sigtermAt))}" y="${yRps}" width="${num(Math.max(1, x(s.exitedAt) - x(s.sigtermAt)))}" height="${yEnd - yRps}" fill="#444" fill-opacity="0.25"/>`,
         `<rect x="${num(x(s.exitedAt))}" y="${yRps}" width="${num(Math.max(1, x(s.readyAt) - x(s.exitedAt)))}" height="${yEnd - yRps}" fill="#444" fill-opacity="0.09"/>`,
-        `<text x="${num(x(s.sigtermAt) + 2)}" y="${yRps + 10}" font-size="9" fill="#333">r${s.slot + 1}</text>`
+        `<text x="${num(x(s.sigtermAt) + 2)}" y="${yRps + 10}" font-size="10" fill="#333">r${s.slot + 1}</text>`
       )
     }
     // Frames and y labels.
@@ -107,19 +107,19 @@ export const render = (results: ReadonlyArray<Result>, options: ChartOptions = {
     const rpsY = (v: number) => yRps + rpsH - (v / rpsMax) * rpsH
     const okPath = r.series.map((b, j) => `${j === 0 ? "M" : "L"}${num(x(b.t + r.binMs / 2))},${num(rpsY(perSecond(b.ok, r)))}`).join("")
     if (okPath !== "") out.push(`<path d="${okPath}" fill="none" stroke="#2b7bb9" stroke-width="1.5"/>`)
-    out.push(`<text x="${left + plotW - 3}" y="${yRps + 11}" text-anchor="end" fill="#777" font-size="9">${fmt(rpsMax / 1.08)}/s</text>`)
+    out.push(`<text x="${left + plotW - 3}" y="${yRps + 11}" text-anchor="end" fill="#777" font-size="10">${fmt(rpsMax / 1.08)}/s</text>`)
     // Failed per second: bars.
     for (const b of r.series) {
       if (b.failed === 0) continue
       const h = Math.max(2, (perSecond(b.failed, r) / failMax) * failH)
       out.push(`<rect x="${num(x(b.t))}" y="${num(yFail + failH - h)}" width="${num(Math.max(2, x(b.t + r.binMs) - x(b.t)))}" height="${num(h)}" fill="#d62728"><title>${b.failed} failed</title></rect>`)
     }
-    out.push(`<text x="${left + plotW - 3}" y="${yFail + 10}" text-anchor="end" fill="#777" font-size="9">${fmt(failMax)}/s</text>`)
+    out.push(`<text x="${left + plotW - 3}" y="${yFail + 10}" text-anchor="end" fill="#777" font-size="10">${fmt(failMax)}/s</text>`)
     // Latency, log scale.
     for (const v of [1, 10, 100, 1_000, 10_000]) {
       const y = ly(v, yLat)
       out.push(`<line x1="${left}" x2="${left + plotW}" y1="${num(y)}" y2="${num(y)}" stroke="#eee"/>`)
-      out.push(`<text x="${left + plotW - 3}" y="${num(v === 10_000 ? y + 9 : y - 2)}" text-anchor="end" fill="#999" font-size="9">${v >= 1_000 ? `${v / 1_000} s` : `${v} ms`}</text>`)
+      out.push(`<text x="${left + plotW - 3}" y="${num(v === 10_000 ? y + 9 : y - 2)}" text-anchor="end" fill="#999" font-size="10">${v >= 1_000 ? `${v / 1_000} s` : `${v} ms`}</text>`)
     }
     const line = (key: "p50" | "p99", color: string) => {
       const d = r.series.map((b, j) => `${j === 0 ? "M" : "L"}${num(x(b.t + r.binMs / 2))},${num(ly(b[key], yLat))}`).join("")
@@ -133,7 +133,7 @@ export const render = (results: ReadonlyArray<Result>, options: ChartOptions = {
     for (let s = Math.ceil(t0 / 1000 / step) * step; s * 1000 <= t1; s += step) {
       const xx = x(s * 1000 + shift)
       out.push(`<line x1="${num(xx)}" x2="${num(xx)}" y1="${yEnd}" y2="${yEnd + 4}" stroke="#999"/>`)
-      out.push(`<text x="${num(xx)}" y="${yEnd + 14}" text-anchor="middle" fill="#777" font-size="9">${s} s</text>`)
+      out.push(`<text x="${num(xx)}" y="${yEnd + 14}" text-anchor="middle" fill="#777" font-size="10">${s} s</text>`)
     }
   })
   out.push("</svg>")

@@ -45,6 +45,12 @@ export interface Contender {
   readonly healthPort: boolean
   /** Its settings from the run's options. */
   readonly env: (o: Options) => Record<string, string>
+  /**
+   * It records each claim of a job durably (`runs`), so a job resumed after a
+   * checkpoint shows. The alternatives count runs inside the job's
+   * transaction, which a rolled-back run takes with it.
+   */
+  readonly checkpoints: boolean
 }
 
 export const contenders = {
@@ -55,7 +61,8 @@ export const contenders = {
       "effect router under NodeHttpDrain + NodeShutdown + NodeHealth probe server; jobs by a Worker with checkpoints; pool released as \"db pool\"",
     file: "bench/rolling/servers/winddown.ts",
     healthPort: true,
-    env: (o) => ({ WINDDOWN_PRE_STOP: `${o.preStopMs}ms`, WINDDOWN_TIMEOUT: `${o.graceMs}ms` })
+    env: (o) => ({ WINDDOWN_PRE_STOP: `${o.preStopMs}ms`, WINDDOWN_TIMEOUT: `${o.graceMs}ms` }),
+    checkpoints: true
   },
   effect: {
     name: "effect",
@@ -63,7 +70,8 @@ export const contenders = {
     description: "effect router on NodeHttpServer + runMain, no winddown; plain /readyz failing from SIGTERM; no pre-stop delay",
     file: "bench/rolling/servers/effect.ts",
     healthPort: false,
-    env: (o) => ({ GRACE_MS: String(o.graceMs) })
+    env: (o) => ({ GRACE_MS: String(o.graceMs) }),
+    checkpoints: false
   },
   terminus: {
     name: "terminus",
@@ -71,7 +79,8 @@ export const contenders = {
     description: "node:http + @godaddy/terminus: its healthChecks for /readyz, beforeShutdown as the pre-stop delay, useExit0",
     file: "bench/rolling/servers/terminus.ts",
     healthPort: false,
-    env: (o) => ({ GRACE_MS: String(o.graceMs), PRE_STOP_MS: String(o.preStopMs) })
+    env: (o) => ({ GRACE_MS: String(o.graceMs), PRE_STOP_MS: String(o.preStopMs) }),
+    checkpoints: false
   },
   fastify: {
     name: "fastify",
@@ -79,7 +88,8 @@ export const contenders = {
     description: "Fastify 5 + close-with-grace calling app.close(); plain /readyz failing from SIGTERM; no pre-stop delay",
     file: "bench/rolling/servers/fastify.ts",
     healthPort: false,
-    env: (o) => ({ GRACE_MS: String(o.graceMs) })
+    env: (o) => ({ GRACE_MS: String(o.graceMs) }),
+    checkpoints: false
   }
 } satisfies Record<string, Contender>
 
@@ -200,6 +210,7 @@ export interface Result {
   readonly contender: string
   readonly title: string
   readonly description: string
+  readonly checkpoints: boolean
   readonly options: Omit<Options, "log" | "databaseUrl">
   readonly rolls: number
   /** When the load started, on the clock of `series`, `restarts` and `replicas` (ms since the run's origin). */
@@ -220,7 +231,7 @@ export interface Result {
     readonly completed: number
     readonly lost: number
     readonly completedTwice: number
-    /** Jobs claimed more than once (resumed after a checkpoint or a rollback), where the server reports `runs`. */
+    /** Jobs claimed more than once: resumed after a checkpoint (only where `checkpoints`; see Contender). */
     readonly ranMoreThanOnce: number
   }
   readonly replicas: ReadonlyArray<ReplicaRecord>
@@ -344,17 +355,20 @@ export const runContender = async (name: ContenderName, partial: Partial<Options
 
   try {
     done.push(register(async () => fs.rmSync(dir, { recursive: true, force: true })))
-    const db = new pg.Client({ connectionString: o.databaseUrl, application_name: "winddown-rolling-harness" })
-    await db.connect()
-    await sweepLeftovers(db)
-    for (const statement of Schema.createTable(table)) await db.query(statement)
-    await db.end()
-    done.push(register(async () => {
-      const c = new pg.Client({ connectionString: o.databaseUrl, application_name: "winddown-rolling-harness" })
-      await c.connect()
-      await c.query(Schema.dropTable(table))
-      await c.end()
-    }))
+    const withDb = async (f: (db: pg.Client) => Promise<void>) => {
+      const db = new pg.Client({ connectionString: o.databaseUrl, application_name: "winddown-rolling-harness" })
+      await db.connect()
+      try {
+        await f(db)
+      } finally {
+        await db.end()
+      }
+    }
+    done.push(register(() => withDb(async (db) => void (await db.query(Schema.dropTable(table))))))
+    await withDb(async (db) => {
+      await sweepLeftovers(db)
+      for (const statement of Schema.createTable(table)) await db.query(statement)
+    })
 
     const ports = await freePorts(1 + o.replicas * (contender.healthPort ? 2 : 1))
     const lbPort = ports[0]!
@@ -536,6 +550,7 @@ export const runContender = async (name: ContenderName, partial: Partial<Options
       contender: name,
       title: contender.title,
       description: contender.description,
+      checkpoints: contender.checkpoints,
       options: shown,
       rolls,
       loadStartAt: loadStart,

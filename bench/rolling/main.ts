@@ -95,13 +95,14 @@ const rows: Array<[string, (r: Harness.Result) => string]> = [
   ["latency, whole run p50 / p99 / max (ms)", (r) => `${ms(r.latency.p50)} / ${ms(r.latency.p99)} / ${ms(r.latency.max)}`],
   ["jobs accepted / completed", (r) => `${fmt(r.jobs.accepted)} / ${fmt(r.jobs.completed)}`],
   ["jobs lost / completed twice", (r) => `${r.jobs.lost} / ${r.jobs.completedTwice}`],
-  ["jobs run more than once (resumed or redone)", (r) => String(r.jobs.ranMoreThanOnce)],
+  ["jobs resumed after a checkpoint", (r) => (r.checkpoints ? String(r.jobs.ranMoreThanOnce) : "— (no checkpoints)")],
   ["replica SIGTERM → exit, median (min–max) ms", (r) => {
     const t = rolled(r).map((p) => p.timeToExitMs ?? NaN)
     return `${ms(median(t))} (${ms(Math.min(...t))}–${ms(Math.max(...t))})`
   }],
   ["replica exit codes", codes],
   ["HAProxy retries / redispatches", (r) => `${r.haproxy.retries} / ${r.haproxy.redispatches}`],
+  ["HAProxy connection / response errors (its stats)", (r) => `${r.haproxy.connectionErrors} / ${r.haproxy.responseErrors}`],
   ["replicas that died before ready (started again)", (r) => String(r.startFailures.length)]
 ]
 const header = ["", ...results.map((r) => r.title)]
