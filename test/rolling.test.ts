@@ -1,5 +1,5 @@
 // Rolling restarts for real: three replicas of the rolling bench's winddown
-// job service (bench/rolling/servers/winddown.ts, on PostgreSQL) behind a real
+// job service (the demo itself, demo/main.ts with DATABASE_URL, on PostgreSQL) behind a real
 // HAProxy, replaced one at a time twice over (SIGTERM, wait for the exit, start
 // a new one, wait for /readyz) under keep-alive load and job submissions,
 // through the same harness as `npm run bench:rolling`. Asserted for winddown

@@ -58,8 +58,8 @@ export const contenders = {
     name: "winddown",
     title: "winddown",
     description:
-      "effect router under NodeHttpDrain + NodeShutdown + NodeHealth probe server; jobs by a Worker with checkpoints; pool released as \"db pool\"",
-    file: "bench/rolling/servers/winddown.ts",
+      "the demo itself (demo/main.ts) with DATABASE_URL: effect router under NodeHttpDrain + NodeShutdown + NodeHealth probe server; jobs in PostgreSQL taken with SKIP LOCKED by a Worker, checkpointed and resumed elsewhere; pool released as \"db pool\"",
+    file: "demo/main.ts",
     healthPort: true,
     env: (o) => ({ WINDDOWN_PRE_STOP: `${o.preStopMs}ms`, WINDDOWN_TIMEOUT: `${o.graceMs}ms` }),
     checkpoints: true
