@@ -472,7 +472,7 @@ const makeImpl = (
   const closeChild = (child: Impl, deadline: number) =>
     Effect.suspend(() => {
       const now = clock.currentTimeMillisUnsafe()
-      const own = child.settings.timeoutMs === undefined ? Infinity : now + child.settings.timeoutMs
+      const own = Deadline.child(now, deadline, child.settings.timeoutMs)
       const close = own >= deadline ? child.closeBy(deadline) : Effect.timeoutOption(child.closeBy(own), own - now)
       return Effect.asVoid(Effect.exit(close))
     })
@@ -551,7 +551,7 @@ const makeImpl = (
   /** Close outside a shutdown step, bounded by `timeoutMs` from now. */
   const closeWithin = (timeoutMs: number): Effect.Effect<Stats> =>
     Effect.suspend(() => {
-      const deadline = clock.currentTimeMillisUnsafe() + timeoutMs
+      const deadline = Deadline.after(clock.currentTimeMillisUnsafe(), timeoutMs)
       return Effect.andThen(
         Effect.ignore(Effect.timeoutOption(closeBy(deadline), timeoutMs)),
         Deferred.await(closed)

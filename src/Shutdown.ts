@@ -265,7 +265,7 @@ const makeService = (engine: Engine.Engine): Service => {
       const start = yield* Clock.currentTimeMillis
       const step = yield* Deadline.CurrentStep
       const deadline = options.timeout !== undefined
-        ? start + (toMillis(options.timeout) ?? 0)
+        ? Deadline.after(start, toMillis(options.timeout) ?? 0)
         : engine.startedAt === undefined
         ? Infinity
         : Deadline.waitEnd(engine, currentDeadline(step), start)

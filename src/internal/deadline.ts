@@ -116,6 +116,19 @@ export const soft = (start: number, deadline: number, rule: SoftRule): number =>
   return at >= deadline ? Infinity : at
 }
 
+/** The instant `ms` after `now`: a wait's own timeout, a drain closed outside a shutdown. */
+export const after = (now: number, ms: number): number => now + ms
+
+/** A child drain's deadline: its own timeout from `now`, never after its parent's. */
+export const child = (now: number, parent: number, timeoutMs: number | undefined): number =>
+  Math.min(parent, timeoutMs === undefined ? Infinity : now + timeoutMs)
+
+/**
+ * How long a process may stay alive once its report is written (something
+ * still holds it): `graceMs`, never past the hard deadline.
+ */
+export const exitGrace = (remainingMs: number, graceMs: number): number => Math.max(0, Math.min(graceMs, remainingMs))
+
 /** The most a Node timer can wait in one go (larger delays fire at once with a warning). */
 export const maxTimerMs = 2 ** 31 - 1
 

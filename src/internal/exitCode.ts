@@ -14,13 +14,22 @@ export interface Settings {
   readonly deadlineExitCode: number
 }
 
-/** Signal numbers for the conventional 128+n exit codes (POSIX numbering; SIGBREAK is Windows'). */
+/** Signal numbers for the conventional 128+n exit codes (Linux numbering; SIGBREAK is Windows'). */
 export const signalNumbers: Readonly<Record<string, number>> = {
   SIGHUP: 1,
   SIGINT: 2,
   SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
   SIGUSR1: 10,
+  SIGSEGV: 11,
   SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
   SIGTERM: 15,
   SIGBREAK: 21
 }

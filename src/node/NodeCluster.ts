@@ -35,6 +35,7 @@ import * as Budget from "../Budget.ts"
 import * as Health from "../Health.ts"
 import * as Deadline from "../internal/deadline.ts"
 import { formatMillis, type Input as DurationInput } from "../internal/duration.ts"
+import * as ExitCode from "../internal/exitCode.ts"
 import * as OptionCheck from "../internal/options.ts"
 import * as Shutdown from "../Shutdown.ts"
 import type { ShutdownConfigError } from "../ShutdownConfig.ts"
@@ -291,9 +292,8 @@ interface Slot {
 const describeExit = (exit: Exited): string =>
   exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
 
-/** What a shell would report: the code, or 128 + the signal's number. */
-const exitCodeOf = (exit: Exited): number =>
-  exit.code ?? 128 + (exit.signal === null ? 0 : (os.constants.signals[exit.signal] ?? 0))
+/** What a shell would report: the code, or 128 + the signal's number (exitCode.ts). */
+const exitCodeOf = (exit: Exited): number => exit.code ?? (exit.signal === null ? 128 : ExitCode.conventional(exit.signal))
 
 const elapsed = (since: number) => performance.now() - since
 

@@ -11,7 +11,7 @@
  */
 import * as ExitCode from "../../internal/exitCode.ts"
 import { formatMillis } from "../../internal/duration.ts"
-import { maxTimerMs } from "../../internal/deadline.ts"
+import * as Deadline from "../../internal/deadline.ts"
 import type * as Shutdown from "../../Shutdown.ts"
 import * as ShutdownReport from "../../ShutdownReport.ts"
 
@@ -119,8 +119,8 @@ const exitNow = (code: number, line: string): never => {
 const laterUnref = (ms: number, f: () => void): { readonly cancel: () => void } => {
   let timer: ReturnType<typeof setTimeout> | undefined
   const schedule = (left: number) => {
-    const step = Math.min(Math.max(0, left), maxTimerMs)
-    timer = setTimeout(() => (left > maxTimerMs ? schedule(left - maxTimerMs) : f()), step)
+    const step = Math.min(Math.max(0, left), Deadline.maxTimerMs)
+    timer = setTimeout(() => (left > Deadline.maxTimerMs ? schedule(left - Deadline.maxTimerMs) : f()), step)
     timer.unref()
   }
   schedule(ms)
@@ -212,7 +212,7 @@ export const install = (shutdown: Shutdown.Service, settings: Settings): Install
     // The shutdown is over: nothing of ours should keep the process alive. If
     // something does (a step left behind, a stray server or timer), end it
     // after a short grace, never past the hard deadline.
-    const grace = Math.min(settings.exitGraceMs, shutdown.remainingMillisUnsafe())
+    const grace = Deadline.exitGrace(shutdown.remainingMillisUnsafe(), settings.exitGraceMs)
     laterUnref(grace, () => {
       const code = currentExitCode() ?? report.exitCode
       exitNow(
