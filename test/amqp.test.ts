@@ -12,7 +12,6 @@ import * as amqp from "amqplib"
 import { Effect } from "effect"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
@@ -22,6 +21,8 @@ import { Shutdown } from "../src/index.ts"
 import type { ChildProcess } from "../src/testing/index.ts"
 import { eventually, spawnFixture, trackChildren } from "./support/children.ts"
 import { reportFromOutput, section, stepNamed } from "./support/report.ts"
+import { cleanExit, completions, mixedDuration, produce } from "./support/consumers.ts"
+import { closedPort } from "./support/http.ts"
 import { addresses, requireServices, uniqueName } from "./support/services.ts"
 
 const services = await requireServices(["rabbitmq"])
@@ -74,48 +75,6 @@ const consumer = async (env: Record<string, string>) => {
   await child.waitFor(/^ready \d+/, 30_000)
   return child
 }
-
-const cleanExit = async (child: ChildProcess.Child, label: string) => {
-  const exit = await child.exited
-  assert.strictEqual(exit.code, 0, `${label}:\n${exit.output}`)
-  return exit
-}
-
-/** Every `done <id>` line of these consumers, counted by message id. */
-const completions = (children: ReadonlyArray<ChildProcess.Child>) => {
-  const counts = new Map<string, number>()
-  for (const child of children) {
-    for (const [, id] of child.output().matchAll(/^done (\S+) \d+$/gm)) counts.set(id!, (counts.get(id!) ?? 0) + 1)
-  }
-  return counts
-}
-
-/** Publish a message every `everyMs` (each confirmed) until stopped; resolves with the confirmed ids. */
-const produce = (publish: Setup["publish"], everyMs: number, ms: () => number) => {
-  const ids: Array<string> = []
-  let running = true
-  const done = (async () => {
-    while (running) {
-      ids.push(await publish({ ms: ms() }))
-      await sleep(everyMs)
-    }
-    return ids
-  })()
-  return { ids, stop: () => ((running = false), done) }
-}
-
-/** Mostly short messages, some longer than the drain: those are checkpointed and requeued. */
-const mixedDuration = () => Math.random() < 0.15 ? 1500 + Math.floor(Math.random() * 2000) : 20 + Math.floor(Math.random() * 380)
-
-const closedPort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 describe("AmqpConsumer options", () => {
   // Checked before any connection is opened: no broker needed.

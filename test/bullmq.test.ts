@@ -14,6 +14,7 @@ import { Shutdown } from "../src/index.ts"
 import { ChildProcess } from "../src/testing/index.ts"
 import { reportFromOutput, section } from "./support/report.ts"
 import { eventually, spawnFixture, trackChildren } from "./support/children.ts"
+import { mixedDuration } from "./support/consumers.ts"
 import { addresses, requireServices, uniqueName } from "./support/services.ts"
 import { closedPort } from "./support/http.ts"
 
@@ -78,9 +79,6 @@ const produce = (queue: Queue, everyMs: number, ms: () => number) => {
   })()
   return { ids, stop: () => ((running = false), done) }
 }
-
-/** Mostly short jobs, some longer than the drain: those are checkpointed and handed back. */
-const mixedDuration = () => Math.random() < 0.15 ? 1500 + Math.floor(Math.random() * 2000) : 20 + Math.floor(Math.random() * 380)
 
 
 describe("BullWorker options", () => {

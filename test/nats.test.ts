@@ -23,6 +23,8 @@ import { JetStreamConsumer } from "../src/nats/index.ts"
 import type { ChildProcess } from "../src/testing/index.ts"
 import { eventually, spawnFixture, trackChildren } from "./support/children.ts"
 import { reportFromOutput, section, stepNamed } from "./support/report.ts"
+import { cleanExit, completions, mixedDuration, produce } from "./support/consumers.ts"
+import { closedPort } from "./support/http.ts"
 import { addresses, requireServices, uniqueName } from "./support/services.ts"
 
 const services = await requireServices(["nats"])
@@ -82,46 +84,6 @@ const consumer = async (env: Record<string, string>) => {
   await child.waitFor(/^ready \d+/, 30_000)
   return child
 }
-
-const cleanExit = async (child: ChildProcess.Child, label: string) => {
-  const exit = await child.exited
-  assert.strictEqual(exit.code, 0, `${label}:\n${exit.output}`)
-  return exit
-}
-
-/** Every `done <id>` line of these consumers, counted by message id. */
-const completions = (children: ReadonlyArray<ChildProcess.Child>) => {
-  const counts = new Map<string, number>()
-  for (const child of children) {
-    for (const [, id] of child.output().matchAll(/^done (\S+) \d+$/gm)) counts.set(id!, (counts.get(id!) ?? 0) + 1)
-  }
-  return counts
-}
-
-const produce = (publish: Setup["publish"], everyMs: number, ms: () => number) => {
-  const ids: Array<string> = []
-  let running = true
-  const done = (async () => {
-    while (running) {
-      ids.push(await publish({ ms: ms() }))
-      await sleep(everyMs)
-    }
-    return ids
-  })()
-  return { ids, stop: () => ((running = false), done) }
-}
-
-const mixedDuration = () => Math.random() < 0.15 ? 1500 + Math.floor(Math.random() * 2000) : 20 + Math.floor(Math.random() * 380)
-
-const closedPort = () =>
-  new Promise<number>((resolve, reject) => {
-    const probe = net.createServer()
-    probe.once("error", reject)
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo
-      probe.close(() => resolve(port))
-    })
-  })
 
 /** A TCP proxy to the NATS server that the test can cut: the server "goes away" for the child only. */
 const proxy = () =>
