@@ -20,10 +20,18 @@ import * as path from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { Shutdown } from "../src/index.ts"
 import { JetStreamConsumer } from "../src/nats/index.ts"
-import type { ChildProcess } from "../src/testing/index.ts"
 import { eventually, spawnFixture, trackChildren } from "./support/children.ts"
 import { reportFromOutput, section, stepNamed } from "./support/report.ts"
-import { cleanExit, completions, mixedDuration, produce } from "./support/consumers.ts"
+import {
+  assertExactlyOnce,
+  assertNoneLost,
+  cleanExit,
+  completions,
+  finish,
+  killInTurn,
+  mixedDuration,
+  produce
+} from "./support/consumers.ts"
 import { closedPort } from "./support/http.ts"
 import { addresses, requireServices, uniqueName } from "./support/services.ts"
 
@@ -193,13 +201,8 @@ describe.runIf(services.ok)("NATS JetStream consumer (winddown/nats) under signa
       slots[slot] = spawnFixture("nats_consumer.ts", env, { killAfterMs: 120_000 })
       all.push(slots[slot]!)
     }
-    const ids = await producer.stop()
-    await eventually(`all ${ids.length} messages done`, () => completions(all).size >= ids.length, 60_000, 200)
-    await Promise.all(slots.map((s, i) => s.waitFor(/^ready \d+/, 30_000).then(() => (s.signal("SIGTERM"), cleanExit(s, `final ${i}`)))))
-
-    const done = completions(all)
-    assert.deepStrictEqual([...done].filter(([, n]) => n !== 1), [], `messages processed more than once (of ${ids.length})`)
-    assert.deepStrictEqual(ids.filter((id) => !done.has(id)), [], "messages never processed")
+    const { done, ids } = await finish(producer, slots, all)
+    assertExactlyOnce(ids, done)
     console.log(`${ids.length} messages, 6 SIGTERM restarts, ${naked} nak'ed back: each processed once`)
   }, 120_000)
 
@@ -208,31 +211,9 @@ describe.runIf(services.ok)("NATS JetStream consumer (winddown/nats) under signa
     const slots = [await consumer(env), await consumer(env)]
     const all = [...slots]
     const producer = produce(publish, 100, () => 20 + Math.floor(Math.random() * 600))
-    const inHand = (child: ChildProcess.Child) => {
-      const output = child.output()
-      const started = new Set([...output.matchAll(/^start (\S+)/gm)].map((m) => m[1]))
-      for (const [, id] of output.matchAll(/^done (\S+)/gm)) started.delete(id)
-      return started.size
-    }
-    for (let restart = 0; restart < 3; restart++) {
-      const slot = restart % 2
-      await slots[slot]!.waitFor(/^ready \d+/, 30_000)
-      await sleep(300 + Math.floor(Math.random() * 1200))
-      await eventually("messages in hand", () => inHand(slots[slot]!) > 0, 10_000, 10)
-      slots[slot]!.signal("SIGKILL")
-      await slots[slot]!.exited
-      slots[slot] = spawnFixture("nats_consumer.ts", env, { killAfterMs: 120_000 })
-      all.push(slots[slot]!)
-    }
-    const ids = await producer.stop()
-    await eventually(`all ${ids.length} messages done`, () => completions(all).size >= ids.length, 60_000, 200)
-    await Promise.all(slots.map((s, i) => s.waitFor(/^ready \d+/, 30_000).then(() => (s.signal("SIGTERM"), cleanExit(s, `final ${i}`)))))
-
-    const done = completions(all)
-    assert.deepStrictEqual(ids.filter((id) => !done.has(id)), [], "messages lost")
-    const redelivered = all.reduce((n, c) => n + (c.output().match(/^start \S+ redelivered$/gm)?.length ?? 0), 0)
-    assert.isAbove(redelivered, 0, "nothing was redelivered: the kills missed every message")
-    const twice = [...done.values()].filter((n) => n > 1).length
+    await killInTurn(slots, all, () => spawnFixture("nats_consumer.ts", env, { killAfterMs: 120_000 }))
+    const { done, ids } = await finish(producer, slots, all)
+    const { redelivered, twice } = assertNoneLost(ids, done, all)
     console.log(`${ids.length} messages, 3 SIGKILLs: none lost, ${redelivered} redelivered, ${twice} processed twice (allowed on SIGKILL)`)
   }, 120_000)
 
