@@ -26,7 +26,8 @@
  * (`process.cpuUsage`), which is what winddown adds and is far steadier.
  * Needs Redis on 127.0.0.1:6379, PostgreSQL on 127.0.0.1:5432 (database
  * test, user postgres, trust) and RabbitMQ on 127.0.0.1:5672 (guest/guest).
- * `ONLY=bullmq,pg,amqp` runs some of the sections.
+ * `ONLY=bullmq,pg,amqp` runs some of the sections; `ONLY=paths` only the
+ * paths alone (no server needed).
  *
  *   node --import tsx bench/resources.ts          (ROUNDS=7 JOBS=2000 QUERIES=6000 MESSAGES=20000)
  */
@@ -450,9 +451,11 @@ const queryPath = async () => {
   )
 }
 
-if (ONLY.has("bullmq")) await processorPath()
-if (ONLY.has("pg")) await queryPath()
-if (ONLY.has("amqp")) await amqpPath()
+const PATHS = ONLY.has("paths")
+if (PATHS) ONLY.clear()
+if (PATHS || ONLY.has("bullmq")) await processorPath()
+if (PATHS || ONLY.has("pg")) await queryPath()
+if (PATHS || ONLY.has("amqp")) await amqpPath()
 if (ONLY.has("bullmq")) {
   await compare(`BullMQ: ${JOBS} jobs, concurrency ${CONCURRENCY}`, "jobs/s", [
     ["bullmq Worker, async processor", bullPlain],

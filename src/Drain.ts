@@ -252,6 +252,13 @@ export interface Drain {
    * {@link Refused} once the drain closed.
    */
   readonly run: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<Fiber.Fiber<A, E>, Refused, R>
+  /**
+   * {@link Drain.run} from outside a fiber (a client library's callback: a
+   * broker's delivery, a job handler), in `context`: the unit's fiber, or
+   * {@link Refused} once the drain closed. Starts one fiber, where
+   * `Effect.runFork(drain.run(effect))` starts two.
+   */
+  readonly runUnsafe: <A, E, R>(effect: Effect.Effect<A, E, R>, context: Context.Context<R>) => Fiber.Fiber<A, E> | Refused
   /** {@link Drain.run} and wait for the result. */
   readonly runJoin: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Refused, R>
   /**
@@ -440,25 +447,30 @@ const makeImpl = (
     }
   }
 
+  const runUnsafe = <A, E, R>(effect: Effect.Effect<A, E, R>, caller: Context.Context<R>): Fiber.Fiber<A, E> | Refused => {
+    if (state !== "open" || shutdown.isForcedUnsafe()) return refuse(caller as Context.Context<never>)
+    counts.accepted++
+    // Forked synchronously, so that accepting and tracking are one step: no
+    // close can slip between them. The unit's context is the caller's plus
+    // the wrap-up signal, built once per caller context.
+    let context = contexts.get(caller as Context.Context<never>)
+    if (context === undefined) {
+      context = Context.add(caller as Context.Context<never>, WrapUp, signal)
+      contexts.set(caller as Context.Context<never>, context)
+    }
+    const fiber = Effect.runForkWith(context as Context.Context<R>)(effect)
+    const exit = fiber.pollUnsafe()
+    if (exit === undefined) {
+      fibers.add(fiber)
+      fiber.addObserver(observe(fiber, context))
+    } else observe(fiber, context)(exit)
+    return fiber
+  }
+
   const run = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<Fiber.Fiber<A, E>, Refused, R> =>
     Effect.withFiber((parent) => {
-      if (state !== "open" || shutdown.isForcedUnsafe()) return Effect.fail(refuse(parent.context))
-      counts.accepted++
-      // Forked synchronously, so that accepting and tracking are one step: no
-      // close can slip between them. The unit's context is the caller's plus
-      // the wrap-up signal, built once per caller context.
-      let context = contexts.get(parent.context)
-      if (context === undefined) {
-        context = Context.add(parent.context, WrapUp, signal)
-        contexts.set(parent.context, context)
-      }
-      const fiber = Effect.runForkWith(context as Context.Context<R>)(effect)
-      const exit = fiber.pollUnsafe()
-      if (exit === undefined) {
-        fibers.add(fiber)
-        fiber.addObserver(observe(fiber, context))
-      } else observe(fiber, context)(exit)
-      return Effect.succeed(fiber)
+      const started = runUnsafe(effect, parent.context as Context.Context<R>)
+      return started instanceof Refused ? Effect.fail(started) : Effect.succeed(started)
     })
 
   const interruptAll: Effect.Effect<void> = Effect.suspend(() =>
@@ -562,6 +574,7 @@ const makeImpl = (
     name,
     settings,
     run,
+    runUnsafe,
     runJoin: (effect) => Effect.flatMap(run(effect), Fiber.join),
     runOrElse: (effect, onRefused) => Effect.matchEffect(run(effect), { onFailure: onRefused, onSuccess: Fiber.join }),
     child: (childName, options = {}) =>

@@ -44,6 +44,25 @@ describe("Drain: the budget", () => {
         assert.strictEqual(section(report, "drain requests").completed, 1)
       })))
 
+  it.effect("runUnsafe, from a callback outside any fiber: the unit is drained like run's, and refused once the drain closed", () =>
+    withShutdown(budget, ({ runToReport }) =>
+      Effect.gen(function*() {
+        const drain = yield* Drain.make("deliveries")
+        const context = yield* Effect.context<never>()
+        const log: Array<string> = []
+        // What a client library's delivery callback does: no fiber to yield in.
+        const deliver = (id: string) =>
+          drain.runUnsafe(Effect.sleep("2 seconds").pipe(Effect.andThen(Effect.sync(() => void log.push(id)))), context)
+        const first = deliver("a")
+        assert.isFalse(first instanceof Drain.Refused)
+        const report = yield* runToReport({ reason: "deploy" })
+        assert.deepStrictEqual(log, ["a"])
+        assert.strictEqual(section(report, "drain deliveries").completed, 1)
+        const late = deliver("b")
+        assert.instanceOf(late, Drain.Refused)
+        assert.strictEqual(drain.statsUnsafe().refused, 1)
+      })))
+
   it.effect("the soft deadline reaches running work, which checkpoints and ends by itself", () =>
     withShutdown(budget, ({ runToReport, shutdown }) =>
       Effect.gen(function*() {

@@ -344,7 +344,6 @@ export const make = <R = never>(
       section: false
     }).pipe(Effect.onError(() => closeAll))
     const context = yield* Effect.context<R>()
-    const runFork = Effect.runForkWith(context)
 
     const counts = { delivered: 0, acked: 0, rejected: 0, requeued: 0, lostWithChannel: 0 }
     const requeuedBy: Record<RequeueReason, number> = { unstarted: 0, requested: 0, interrupted: 0 }
@@ -409,23 +408,30 @@ export const make = <R = never>(
         active--
         next()
       }
-      runFork(drain.run(unit(message))).addObserver((started) => {
-        if (Exit.isFailure(started)) {
-          // Refused: the drain closed (escalation) before the consumer was cancelled.
-          settle(message, "requeue", "unstarted")
-          return done()
-        }
-        const work = started.value
-        if (work.pollUnsafe() !== undefined) return done()
-        running.add(work)
-        work.addObserver(() => {
-          running.delete(work)
-          done()
-        })
+      const work = drain.runUnsafe(unit(message), context)
+      if (work instanceof Drain.Refused) {
+        // The drain closed (escalation) before the consumer was cancelled.
+        settle(message, "requeue", "unstarted")
+        return done()
+      }
+      if (work.pollUnsafe() !== undefined) return done()
+      running.add(work)
+      work.addObserver(() => {
+        running.delete(work)
+        done()
       })
     }
+    // A unit that ends at once frees its slot inside `start`: the loop below
+    // goes on rather than `next` nesting itself once per waiting message.
+    let pumping = false
     const next = () => {
-      while (!stopping && active < concurrency && waiting.length > 0) start(waiting.shift()!)
+      if (pumping) return
+      pumping = true
+      try {
+        while (!stopping && active < concurrency && waiting.length > 0) start(waiting.shift()!)
+      } finally {
+        pumping = false
+      }
     }
     const returnWaiting = () => {
       for (const message of waiting.splice(0)) settle(message, "requeue", "unstarted")

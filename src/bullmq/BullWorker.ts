@@ -248,12 +248,11 @@ export const make = <R = never>(
       }
       return new Promise((resolve, reject) => {
         const done = settle(resolve, reject)
-        runCallback(drain.run(unit(job, token)), (started) => {
-          if (Exit.isFailure(started)) return runCallback(handBack(job, token, "refused"), done)
-          const exit = started.value.pollUnsafe()
-          if (exit !== undefined) done(exit)
-          else started.value.addObserver(done)
-        })
+        const started = drain.runUnsafe(unit(job, token), context)
+        if (started instanceof Drain.Refused) return runCallback(handBack(job, token, "refused"), done)
+        const exit = started.pollUnsafe()
+        if (exit !== undefined) done(exit)
+        else started.addObserver(done)
       })
     }
 

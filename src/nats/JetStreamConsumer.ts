@@ -276,7 +276,6 @@ export const make = <R = never>(
       section: false
     }).pipe(Effect.onError(() => closeConnection))
     const context = yield* Effect.context<R>()
-    const runFork = Effect.runForkWith(context)
 
     const counts = { received: 0, acked: 0, failed: 0, naked: 0, unsent: 0, pulls: 0 }
     const nakedBy: Record<NakReason, number> = { unstarted: 0, requested: 0, interrupted: 0 }
@@ -340,17 +339,15 @@ export const make = <R = never>(
     const start = (message: JsMsg) => {
       active++
       inHand.add(message)
-      runFork(drain.run(unit(message))).addObserver((started) => {
-        if (Exit.isFailure(started)) {
-          // Refused: the drain closed (escalation) before the pulling stopped.
-          inHand.delete(message)
-          nak(message, "unstarted")
-          return freeSlot()
-        }
-        const work = started.value
-        if (work.pollUnsafe() !== undefined) return freeSlot()
-        work.addObserver(freeSlot)
-      })
+      const work = drain.runUnsafe(unit(message), context)
+      if (work instanceof Drain.Refused) {
+        // The drain closed (escalation) before the pulling stopped.
+        inHand.delete(message)
+        nak(message, "unstarted")
+        return freeSlot()
+      }
+      if (work.pollUnsafe() !== undefined) return freeSlot()
+      work.addObserver(freeSlot)
     }
 
     // The pull loop. A pull request in flight is never abandoned: it ends
