@@ -452,7 +452,6 @@ const queryPath = async () => {
 }
 
 const PATHS = ONLY.has("paths")
-if (PATHS) ONLY.clear()
 if (PATHS || ONLY.has("bullmq")) await processorPath()
 if (PATHS || ONLY.has("pg")) await queryPath()
 if (PATHS || ONLY.has("amqp")) await amqpPath()

@@ -447,23 +447,24 @@ const makeImpl = (
     }
   }
 
-  const runUnsafe = <A, E, R>(effect: Effect.Effect<A, E, R>, caller: Context.Context<R>): Fiber.Fiber<A, E> | Refused => {
-    if (state !== "open" || shutdown.isForcedUnsafe()) return refuse(caller as Context.Context<never>)
+  const runUnsafe = <A, E, R>(effect: Effect.Effect<A, E, R>, context: Context.Context<R>): Fiber.Fiber<A, E> | Refused => {
+    const caller = context as Context.Context<never>
+    if (state !== "open" || shutdown.isForcedUnsafe()) return refuse(caller)
     counts.accepted++
     // Forked synchronously, so that accepting and tracking are one step: no
     // close can slip between them. The unit's context is the caller's plus
     // the wrap-up signal, built once per caller context.
-    let context = contexts.get(caller as Context.Context<never>)
-    if (context === undefined) {
-      context = Context.add(caller as Context.Context<never>, WrapUp, signal)
-      contexts.set(caller as Context.Context<never>, context)
+    let unitContext = contexts.get(caller)
+    if (unitContext === undefined) {
+      unitContext = Context.add(caller, WrapUp, signal)
+      contexts.set(caller, unitContext)
     }
-    const fiber = Effect.runForkWith(context as Context.Context<R>)(effect)
+    const fiber = Effect.runForkWith(unitContext as Context.Context<R>)(effect)
     const exit = fiber.pollUnsafe()
     if (exit === undefined) {
       fibers.add(fiber)
-      fiber.addObserver(observe(fiber, context))
-    } else observe(fiber, context)(exit)
+      fiber.addObserver(observe(fiber, unitContext))
+    } else observe(fiber, unitContext)(exit)
     return fiber
   }
 
