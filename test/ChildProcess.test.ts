@@ -4,20 +4,12 @@ import { spawn } from "node:child_process"
 import * as path from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { ChildProcess } from "../src/testing/index.ts"
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
+import { isAlive } from "./support/children.ts"
 
 const waitGone = async (pid: number, ms: number) => {
   const end = performance.now() + ms
-  while (alive(pid) && performance.now() < end) await sleep(100)
-  return !alive(pid)
+  while (isAlive(pid) && performance.now() < end) await sleep(100)
+  return !isAlive(pid)
 }
 
 describe("ChildProcess", () => {
@@ -53,7 +45,7 @@ describe("ChildProcess", () => {
           }
         })
       })
-      assert.isTrue(alive(pid))
+      assert.isTrue(isAlive(pid))
       parent.kill("SIGKILL")
       assert.isTrue(await waitGone(pid, 20_000), `child ${pid} outlived its test process`)
     } finally {

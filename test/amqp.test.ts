@@ -21,6 +21,7 @@ import { Shutdown } from "../src/index.ts"
 import { eventually, spawnFixture, trackChildren } from "./support/children.ts"
 import { reportFromOutput, section, stepNamed } from "./support/report.ts"
 import {
+  assertConfigRefusal,
   assertExactlyOnce,
   assertNoneLost,
   cleanExit,
@@ -107,10 +108,7 @@ describe("AmqpConsumer options", () => {
       [{ onFailure: "drop" as never }, `onFailure: expected one of reject, requeue, got "drop"`],
       [{ connection: 5 as never }, "connection: expected an amqp:// URL"]
     ] as const) {
-      const error = await makeWith(options)
-      assert.strictEqual(error._tag, "ShutdownConfigError")
-      assert.include(error.message, message)
-      assert.notInclude(error.message, "\n")
+      assertConfigRefusal(await makeWith(options), message)
     }
   })
 })

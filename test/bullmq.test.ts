@@ -14,7 +14,7 @@ import { Shutdown } from "../src/index.ts"
 import { ChildProcess } from "../src/testing/index.ts"
 import { reportFromOutput, section } from "./support/report.ts"
 import { eventually, spawnFixture, trackChildren } from "./support/children.ts"
-import { mixedDuration } from "./support/consumers.ts"
+import { assertConfigRefusal, cleanExit, mixedDuration, produce } from "./support/consumers.ts"
 import { addresses, requireServices, uniqueName } from "./support/services.ts"
 import { closedPort } from "./support/http.ts"
 
@@ -53,33 +53,16 @@ const worker = async (env: Record<string, string>) => {
 }
 
 /** Wait for a child that got its SIGTERM: exit 0, and no job of it went through the stalled check. */
-const cleanExit = async (child: ChildProcess.Child, label: string) => {
-  const exit = await child.exited
-  assert.strictEqual(exit.code, 0, `${label}:\n${exit.output}`)
-  assert.notInclude(exit.output, "stalled", `${label}:\n${exit.output}`)
-  return exit
-}
+const stalledFree = (child: ChildProcess.Child, label: string) => cleanExit(child, label, ["stalled"])
 
 const stop = (child: ChildProcess.Child, label: string) => {
   child.signal("SIGTERM")
-  return cleanExit(child, label)
+  return stalledFree(child, label)
 }
 
-/** Add a job every `everyMs` until stopped; resolves with the ids added. */
-const produce = (queue: Queue, everyMs: number, ms: () => number) => {
-  const ids: Array<string> = []
-  let running = true
-  const done = (async () => {
-    while (running) {
-      const job = await queue.add("work", { ms: ms() })
-      ids.push(job.id!)
-      await sleep(everyMs)
-    }
-    return ids
-  })()
-  return { ids, stop: () => ((running = false), done) }
-}
-
+/** Add a job every `everyMs` until stopped (see `produce`); resolves with the ids added. */
+const addJobs = (queue: Queue, everyMs: number, ms: () => number) =>
+  produce((data) => queue.add("work", data).then((job) => job.id!), everyMs, ms)
 
 describe("BullWorker options", () => {
   // Checked before any connection is opened: no Redis needed.
@@ -101,9 +84,7 @@ describe("BullWorker options", () => {
       [{ queue: "" }, `queue: expected a non-empty name, got ""`],
       [{ process: undefined as never }, "process: expected a function"]
     ] as const) {
-      const error = await makeWith(options)
-      assert.strictEqual(error._tag, "ShutdownConfigError")
-      assert.include(error.message, message)
+      assertConfigRefusal(await makeWith(options), message)
     }
   })
 })
@@ -120,7 +101,7 @@ describe.runIf(services.ok)("BullMQ worker (winddown/bullmq) under signals", () 
     // A job added once the worker stopped fetching stays in the queue, unprocessed.
     await a.waitFor("\"jobs: stop fetching\" done")
     const late = await queue.add("work", { ms: 100 })
-    const exit = await cleanExit(a, "worker A")
+    const exit = await stalledFree(a, "worker A")
     assert.include(exit.output, `checkpoint ${long.id} at`)
     assert.include(exit.output, `interrupted ${stubborn.id} at`)
     const report = reportFromOutput(exit.output)
@@ -156,7 +137,7 @@ describe.runIf(services.ok)("BullMQ worker (winddown/bullmq) under signals", () 
   it("10 random SIGTERM restarts of two workers under a steady stream of jobs: every job completes exactly once", async () => {
     const { queue, env, counts } = setup()
     const slots = [await worker(env), await worker(env)]
-    const producer = produce(queue, 100, mixedDuration)
+    const producer = addJobs(queue, 100, mixedDuration)
     let handedBack = 0
     for (let restart = 0; restart < 10; restart++) {
       const slot = restart % 2
@@ -184,7 +165,7 @@ describe.runIf(services.ok)("BullMQ worker (winddown/bullmq) under signals", () 
     const env = { ...base, LOCK_MS: "2000", STALLED_MS: "1000" }
     const slots = [await worker(env), await worker(env)]
     const all = [...slots]
-    const producer = produce(queue, 100, () => 20 + Math.floor(Math.random() * 600))
+    const producer = addJobs(queue, 100, () => 20 + Math.floor(Math.random() * 600))
     for (let restart = 0; restart < 4; restart++) {
       const slot = restart % 2
       await slots[slot]!.waitFor(/^ready \d+/, 30_000)

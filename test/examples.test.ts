@@ -5,7 +5,6 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as http from "node:http"
-import type * as net from "node:net"
 import * as path from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { ChildProcess } from "../src/testing/index.ts"
@@ -19,6 +18,7 @@ import { addresses, postgresUrl, requireServices, uniqueName } from "./support/s
 const redis = await requireServices(["redis"])
 const postgres = await requireServices(["postgres"])
 import * as Otlp from "./support/otlp.ts"
+import { freePort } from "./support/http.ts"
 
 const examplesDir = path.join(import.meta.dirname, "..", "examples")
 const host = "127.0.0.1"
@@ -40,16 +40,6 @@ afterAll(() => {
     }
   }
 })
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = http.createServer()
-    server.once("error", reject)
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 interface Answer {
   readonly status: number

@@ -23,6 +23,7 @@ import { JetStreamConsumer } from "../src/nats/index.ts"
 import { eventually, spawnFixture, trackChildren } from "./support/children.ts"
 import { reportFromOutput, section, stepNamed } from "./support/report.ts"
 import {
+  assertConfigRefusal,
   assertExactlyOnce,
   assertNoneLost,
   cleanExit,
@@ -140,10 +141,7 @@ describe("JetStreamConsumer options", () => {
       [{ process: undefined as never }, "process: expected a function"],
       [{ onFailure: "drop" as never }, `onFailure: expected one of nak, term, got "drop"`]
     ] as const) {
-      const error = await makeWith(options)
-      assert.strictEqual(error._tag, "ShutdownConfigError")
-      assert.include(error.message, message)
-      assert.notInclude(error.message, "\n")
+      assertConfigRefusal(await makeWith(options), message)
     }
   })
 })

@@ -12,15 +12,7 @@ import * as path from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import type { Entry } from "../../demo/Journal.ts"
 import { ChildProcess } from "../../src/testing/index.ts"
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
+import { isAlive } from "../support/children.ts"
 
 const demo = path.join(import.meta.dirname, "..", "..", "demo", "main.ts")
 

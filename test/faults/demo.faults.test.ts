@@ -15,7 +15,6 @@ import * as net from "node:net"
 import * as path from "node:path"
 import { badSettings } from "../support/badSettings.ts"
 import {
-  freePort,
   holdPort,
   inStartSlot,
   lines,
@@ -28,6 +27,7 @@ import {
   submitUntil,
   tempDir
 } from "../support/demo.ts"
+import { freePort } from "../support/http.ts"
 
 const fixtures = path.join(import.meta.dirname, "..", "fixtures")
 const racer = path.join(fixtures, "demo_lock_racer.ts")

@@ -9,26 +9,16 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
-import type * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { NodeCluster } from "../../src/node/index.ts"
 import { ChildProcess } from "../../src/testing/index.ts"
 import { keepAliveLoad } from "../support/load.ts"
+import { freePort } from "../support/http.ts"
 
 const fixture = (name: string) => path.join(import.meta.dirname, "..", "fixtures", `${name}.ts`)
 const host = "127.0.0.1"
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = http.createServer()
-    server.once("error", reject)
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 
 /** Alive and not a zombie (a zombie is dead, only not yet reaped). */
 const isAlive = (pid: number): boolean => {

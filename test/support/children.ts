@@ -22,6 +22,16 @@ const killAll = () => {
 }
 process.once("exit", killAll)
 
+/** Whether a process with this pid exists (signal 0 checks without sending). */
+export const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** Register the hooks in the calling test file. */
 export const trackChildren = () => {
   afterEach(killAll)

@@ -110,3 +110,10 @@ export const assertNoneLost = (
   assert.isAbove(redelivered, 0, "nothing was redelivered: the kills missed every message")
   return { redelivered, twice: [...done.values()].filter((n) => n > 1).length }
 }
+
+/** A bad option of an adapter: a ShutdownConfigError whose message is one line naming it. */
+export const assertConfigRefusal = (error: { readonly _tag: string; readonly message: string }, names: string) => {
+  assert.strictEqual(error._tag, "ShutdownConfigError")
+  assert.include(error.message, names)
+  assert.notInclude(error.message, "\n")
+}

@@ -103,17 +103,6 @@ export const stopDemo = async (running: Running) => {
   return running.child.exited
 }
 
-/** A port nothing listens on right now. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-
 /** Occupy a port until `close` is called. */
 export const holdPort = (): Promise<{ readonly port: number; readonly close: () => Promise<void> }> =>
   new Promise((resolve, reject) => {

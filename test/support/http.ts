@@ -71,8 +71,8 @@ export const closedLoop = (
   return { outcomes, done }
 }
 
-/** A port on 127.0.0.1 with nothing listening on it (taken, then released). */
-export const closedPort = () =>
+/** A port on 127.0.0.1 with nothing listening on it (taken, then released): free to listen on. */
+export const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const server = net.createServer()
     server.once("error", reject)
@@ -81,3 +81,6 @@ export const closedPort = () =>
       server.close(() => resolve(port))
     })
   })
+
+/** {@link freePort}, named for its use: a server address nothing answers on. */
+export const closedPort = freePort
