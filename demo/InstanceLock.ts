@@ -21,6 +21,7 @@
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { readAll } from "./Files.ts"
 
 export const lockName = "instance.lock"
 
@@ -90,17 +91,7 @@ export const isAlive = (holder: Identity, me: Identity): boolean => {
   return started === "-" || started === holder.started
 }
 
-const readFd = (fd: number) => {
-  const size = fs.fstatSync(fd).size
-  const buffer = Buffer.alloc(size)
-  let offset = 0
-  while (offset < size) {
-    const n = fs.readSync(fd, buffer, offset, size - offset, offset)
-    if (n === 0) break
-    offset += n
-  }
-  return buffer.subarray(0, offset).toString("utf8")
-}
+const readFd = (fd: number) => readAll(fd, fs.fstatSync(fd).size).toString("utf8")
 
 /** Create the lock whole, or find it exists. */
 const create = (file: string, me: Identity): boolean => {

@@ -15,6 +15,7 @@
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { readAll } from "./Files.ts"
 import { decodeEntry, type Entry, type JobStore, JobStoreError } from "./JobStore.ts"
 
 export type { Entry } from "./JobStore.ts"
@@ -71,17 +72,6 @@ const parseLine = (bytes: Buffer): { readonly entry?: Entry; readonly problem?: 
   }
   const decoded = decodeEntry(value)
   return "entry" in decoded ? { entry: decoded.entry } : { problem: decoded.problem }
-}
-
-const readAll = (fd: number, size: number): Buffer => {
-  const buffer = Buffer.alloc(size)
-  let offset = 0
-  while (offset < size) {
-    const n = fs.readSync(fd, buffer, offset, size - offset, offset)
-    if (n === 0) break
-    offset += n
-  }
-  return buffer.subarray(0, offset)
 }
 
 /**
