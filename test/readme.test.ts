@@ -1,23 +1,12 @@
 // The README's options and exit-code tables must say what the code does:
 // every default is compared with the value in the code's `defaults` objects.
 import { assert, describe, it } from "@effect/vitest"
-import * as fs from "node:fs"
-import * as path from "node:path"
 import { AmqpConsumer } from "../src/amqp/index.ts"
 import { BullWorker } from "../src/bullmq/index.ts"
 import { Budget, Drain, Health, Resource, Shutdown, ShutdownConfig, ShutdownMetrics, Worker } from "../src/index.ts"
 import { JetStreamConsumer } from "../src/nats/index.ts"
 import { NodeCluster, NodeHealth, NodeHttpDrain, NodeShutdown } from "../src/node/index.ts"
-
-const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "README.md"), "utf8")
-
-const table = (marker: string) => {
-  const start = readme.indexOf(`<!-- ${marker}:start -->`)
-  const end = readme.indexOf(`<!-- ${marker}:end -->`)
-  assert.isAbove(start, -1, `README has no ${marker} table`)
-  return readme.slice(start, end).split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("|---"))
-    .slice(1).map((l) => l.split("|").slice(1, -1).map((c) => c.trim()))
-}
+import { readme, table } from "./support/readme.ts"
 
 const share = (phase: keyof typeof Budget.defaults.phases) => {
   const { max, share } = Budget.defaults.phases[phase]

@@ -1,20 +1,9 @@
 // The README's "Operating it" tables must say what the demo's code does.
 import { assert, describe, it } from "@effect/vitest"
-import * as fs from "node:fs"
-import * as path from "node:path"
 import { limits } from "../../demo/Api.ts"
 import { limits as storeLimits } from "../../demo/JobStore.ts"
 import { exitCodes } from "../../demo/Refusal.ts"
-
-const readme = fs.readFileSync(path.join(import.meta.dirname, "..", "..", "README.md"), "utf8")
-
-const table = (marker: string) => {
-  const start = readme.indexOf(`<!-- ${marker}:start -->`)
-  const end = readme.indexOf(`<!-- ${marker}:end -->`)
-  assert.isAbove(start, -1, `README has no ${marker} table`)
-  return readme.slice(start, end).split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("|---"))
-    .slice(1).map((l) => l.split("|").slice(1, -1).map((c) => c.trim()))
-}
+import { readme, table } from "../support/readme.ts"
 
 describe("README, Operating it", () => {
   it("is a section of its own, before the rolling restarts and the comparison", () => {
