@@ -182,6 +182,24 @@ describe.runIf(services.ok)("NATS JetStream consumer (winddown/nats) under signa
     assert.strictEqual(await unfinished(), 0)
   }, 60_000)
 
+  it("SIGTERM just after a pull request was sent: the drain waits for it to expire, so a cleanup shorter than `expires` does not cut it", async () => {
+    const { env, publish, unfinished } = await setup()
+    // One slot: the message fills the first pull, and its end sends the next
+    // one at once, so at the signal a 1 s pull has (nearly) all of it left,
+    // more than the close may wait in the 800 ms cleanup.
+    const a = await consumer({ ...env, CONCURRENCY: "1" })
+    const id = await publish({ ms: 200 })
+    await a.waitFor(`done ${id}`)
+    a.signal("SIGTERM")
+    const exit = await cleanExit(a, "consumer A")
+    const report = reportFromOutput(exit.output)
+    assert.strictEqual(stepNamed(report, "messages: close").outcome, "ok", exit.output)
+    const lastPull = stepNamed(report, "messages: last pull request")
+    assert.strictEqual(lastPull.outcome, "ok", exit.output)
+    assert.isAbove(lastPull.durationMs, 300, `the pull had most of its second left:\n${exit.output}`)
+    assert.strictEqual(await unfinished(), 0)
+  }, 60_000)
+
   it("6 random SIGTERM restarts of two consumers under a steady stream of published messages: none lost, none processed twice", async () => {
     const { env, publish } = await setup()
     const slots = [await consumer(env), await consumer(env)]
@@ -195,7 +213,9 @@ describe.runIf(services.ok)("NATS JetStream consumer (winddown/nats) under signa
       slots[slot]!.signal("SIGTERM")
       const exit = await cleanExit(slots[slot]!, `restart ${restart}`)
       naked += Number(section(reportFromOutput(exit.output), "nats messages").naked)
-      assert.strictEqual(stepNamed(reportFromOutput(exit.output), "messages: close").outcome, "ok", exit.output)
+      for (const step of ["messages: last pull request", "messages: close"]) {
+        assert.strictEqual(stepNamed(reportFromOutput(exit.output), step).outcome, "ok", exit.output)
+      }
       slots[slot] = spawnFixture("nats_consumer.ts", env, { killAfterMs: 120_000 })
       all.push(slots[slot]!)
     }

@@ -16,14 +16,17 @@
  *   soon as that request has ended (earlier, the server could deliver it
  *   straight back into it), so it goes to another consumer within `expires`
  *   rather than after `ack_wait`;
- * - `drain`: messages in hand finish and are acked; every message in hand
+ * - `drain`: the last pull request ends (at most `expires` after it was
+ *   sent), and what it brought is `nak`ed; messages in hand finish and are
+ *   acked; every message in hand
  *   gets `working()` every `workingInterval` (a third of `ack_wait`), so the
  *   server does not redeliver it while it drains. At the soft deadline
  *   `process` sees `Drain.wrapUpRequested`, may save a checkpoint and return
  *   {@link HandBack}; at the hard deadline (or a second signal) it is
  *   interrupted. Either way it is `nak`ed: redelivered at once, to another
  *   consumer, which resumes it;
- * - `cleanup`: the last pull request ends (bounded), then the connection
+ * - `cleanup`: if the last pull request has not ended yet (the drain was
+ *   cut), it is waited for (bounded) and closed, then the connection
  *   drains (its pending acks are flushed) and closes, when the module opened
  *   it.
  *
@@ -488,6 +491,12 @@ export const make = <R = never>(
       return inFlight === 0 ? undefined : `${inFlight} message${inFlight === 1 ? "" : "s"} in hand`
     })
     yield* shutdown.addStep(`${name}: stop pulling`, stopPulling, { phase: "stopAccepting" })
+    // The pull in flight at the stop may run `expires` more: waited for in
+    // the drain, beside the messages in hand, rather than in the shorter
+    // cleanup phase (where a cleanup shorter than `expires` would cut it).
+    yield* shutdown.addStep(`${name}: last pull request`, Effect.promise(() => pulling.then(() => {}, () => {})), {
+      phase: "drain"
+    })
     yield* shutdown.addStep(`${name}: close`, close, { phase: "cleanup" })
     yield* holdScope(
       shutdown,

@@ -25,18 +25,34 @@ export const completions = (children: ReadonlyArray<ChildProcess.Child>) => {
   return counts
 }
 
-/** Send a message every `everyMs` (`send` resolves with its id once confirmed) until stopped; resolves with the ids. */
+/**
+ * Send a message every `everyMs` (`send` resolves with its id once confirmed)
+ * until stopped; `stop` resolves with the ids, or rejects with the send that
+ * failed. A failed send only stops the loop: when a test fails before `stop`,
+ * its cleanup closes the connection under a send, and that must not surface
+ * as an unhandled rejection blamed on the next test.
+ */
 export const produce = (send: (body: { readonly ms: number }) => Promise<string>, everyMs: number, ms: () => number) => {
   const ids: Array<string> = []
   let running = true
+  let failure: { readonly error: unknown } | undefined
   const done = (async () => {
-    while (running) {
-      ids.push(await send({ ms: ms() }))
-      await sleep(everyMs)
+    try {
+      while (running) {
+        ids.push(await send({ ms: ms() }))
+        await sleep(everyMs)
+      }
+    } catch (error) {
+      failure = { error }
     }
-    return ids
   })()
-  return { ids, stop: () => ((running = false), done) }
+  const stop = async () => {
+    running = false
+    await done
+    if (failure !== undefined) throw failure.error
+    return ids
+  }
+  return { ids, stop }
 }
 
 /** Mostly short messages, some longer than the drain: those are checkpointed and handed back. */
