@@ -414,8 +414,8 @@ export const make = <R = never>(
         settle(message, "requeue", "unstarted")
         return done()
       }
-      if (work.pollUnsafe() !== undefined) return done()
       running.add(work)
+      // Called at once when the unit already ended.
       work.addObserver(() => {
         running.delete(work)
         done()

@@ -250,9 +250,8 @@ export const make = <R = never>(
         const done = settle(resolve, reject)
         const started = drain.runUnsafe(unit(job, token), context)
         if (started instanceof Drain.Refused) return runCallback(handBack(job, token, "refused"), done)
-        const exit = started.pollUnsafe()
-        if (exit !== undefined) done(exit)
-        else started.addObserver(done)
+        // Called at once when the unit already ended.
+        started.addObserver(done)
       })
     }
 

@@ -349,8 +349,7 @@ export const make = <R = never>(
         nak(message, "unstarted")
         return freeSlot()
       }
-      if (work.pollUnsafe() !== undefined) return freeSlot()
-      work.addObserver(freeSlot)
+      work.addObserver(freeSlot) // called at once when the unit already ended
     }
 
     // The pull loop. A pull request in flight is never abandoned: it ends
