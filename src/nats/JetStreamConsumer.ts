@@ -404,6 +404,8 @@ export const make = <R = never>(
         for (const message of held.splice(0)) nak(message, "unstarted")
       }
     })()
+    // The pull loop's end, however it ended: what the drain and the close wait for.
+    const pullingEnded = pulling.then(() => {}, () => {})
     pulling.catch((error: unknown) => {
       pullError = firstLine(error)
       if (!stopping) {
@@ -443,7 +445,7 @@ export const make = <R = never>(
         // hold the process after the report.
         let timer: ReturnType<typeof setTimeout> | undefined
         const ended = await Promise.race([
-          pulling.then(() => true, () => true),
+          pullingEnded.then(() => true),
           new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.min(expiresMs * 1.1, closeWithinMs / 2))))
         ])
         clearTimeout(timer)
@@ -493,7 +495,7 @@ export const make = <R = never>(
     // The pull in flight at the stop may run `expires` more: waited for in
     // the drain, beside the messages in hand, rather than in the shorter
     // cleanup phase (where a cleanup shorter than `expires` would cut it).
-    yield* shutdown.addStep(`${name}: last pull request`, Effect.promise(() => pulling.then(() => {}, () => {})), {
+    yield* shutdown.addStep(`${name}: last pull request`, Effect.promise(() => pullingEnded), {
       phase: "drain"
     })
     yield* shutdown.addStep(`${name}: close`, close, { phase: "cleanup" })
